@@ -1,0 +1,110 @@
+"""The server: one FastAPI application with every domain's router and the console."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from safecity import __version__
+from safecity.core import auth_api
+from safecity.core.errors import SafeCityError
+from safecity.core.runtime import Runtime
+from safecity.geo import api as geo_api
+from safecity.incidents import api as incidents_api
+from safecity.registry import api as registry_api
+
+log = logging.getLogger("safecity")
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON `{error, message}` a person can act on; no stack trace leaves."""
+
+    @app.exception_handler(SafeCityError)
+    async def _safecity(_: Request, exc: SafeCityError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{_field(e.get('loc', ()))}: {msg}")
+        return JSONResponse(
+            {"error": "invalid_input", "message": "; ".join(problems), "details": problems},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such route; see /docs for the API"
+        return JSONResponse(
+            {"error": "http_error", "message": message},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+        return JSONResponse(
+            {
+                "error": "internal_error",
+                "message": f"internal error; nothing was changed by this request. Reference {ref} "
+                "is in the server log",
+            },
+            status_code=500,
+        )
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    with_console: bool = True,
+    on_startup: list[Callable[[Runtime], Any]] | None = None,
+) -> FastAPI:
+    """The ASGI app over `runtime`; `on_startup` hooks run once the server starts."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for hook in on_startup or []:
+            hook(runtime)
+        yield
+
+    app = FastAPI(
+        title="SafeCity",
+        version=__version__,
+        description="Police command and control: calls and dispatch, CCTV analytics, records.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["system"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(auth_api.router)
+    app.include_router(geo_api.router)
+    app.include_router(registry_api.router)
+    app.include_router(incidents_api.router)
+    if with_console:
+        from safecity.console import mount_console
+
+        mount_console(app, runtime)
+    return app

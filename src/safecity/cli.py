@@ -1,0 +1,187 @@
+"""`safecity` command line: demo, serve, import, users, migrate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from safecity.core.config import Settings, load_settings
+from safecity.core.errors import SafeCityError
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**overrides)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from safecity.sim.serve import run_demo
+
+    return run_demo(_settings(mode="demo"), reset=args.reset)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from safecity.sim.serve import run_server
+
+    return run_server(_settings())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from safecity.core.runtime import build_runtime
+
+    rt = build_runtime(_settings())
+    print(f"database at the newest revision: {rt.settings.sqlalchemy_url.split('@')[-1]}")
+    rt.close()
+    return 0
+
+
+def _read(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise SafeCityError(f"file not found: {path}")
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SafeCityError(f"{path} is not UTF-8 text") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from safecity.core.db import transaction
+    from safecity.core.runtime import build_runtime
+
+    rt = build_runtime(_settings())
+    text = _read(args.file)
+    now = rt.clock.now()
+    try:
+        with transaction(rt.sessions) as session:
+            if args.what == "geo":
+                from safecity.geo import service as geo
+
+                try:
+                    doc = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise SafeCityError(f"{args.file} is not valid JSON: {exc}") from None
+                report = geo.import_geojson(
+                    session, doc=doc, level=args.level, make_valid=args.make_valid, now=now
+                )
+                for w in report.warnings:
+                    print(f"warning: {w}")
+                print(f"{args.level}: {report.created} created, {report.updated} updated")
+            else:
+                from safecity.registry import service as registry
+
+                fmt = "geojson" if args.file.lower().endswith(("json", "geojson")) else "csv"
+                fn = registry.import_sites if args.what == "sites" else registry.import_cameras
+                result = fn(session, text=text, fmt=fmt, now=now)
+                print(f"{args.what}: {result.created} created, {result.updated} updated")
+    finally:
+        rt.close()
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from safecity.core.auth import create_user
+    from safecity.core.db import transaction
+    from safecity.core.runtime import build_runtime
+
+    rt = build_runtime(_settings())
+    password = args.password or getpass.getpass(f"password for {args.username}: ")
+    try:
+        with transaction(rt.sessions) as session:
+            create_user(
+                session,
+                username=args.username,
+                password=password,
+                role=args.role,
+                full_name=args.full_name or "",
+                scope_level=args.scope_level,
+                scope_id=args.scope_id,
+                now=rt.clock.now(),
+            )
+    finally:
+        rt.close()
+    print(f"user {args.username} ({args.role}) created")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from safecity.sim.bench import run_bench
+
+    result = run_bench(args.what, n_points=args.points)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {json.dumps(v, indent=2) if isinstance(v, dict) else v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="safecity", description="SafeCity command and control")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser(
+        "demo", help="build the demo province (once) and serve it with the simulator"
+    )
+    d.add_argument("--reset", action="store_true", help="delete the demo database and rebuild it")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("serve", help="serve the API and the console")
+    s.set_defaults(func=cmd_serve)
+
+    m = sub.add_parser("migrate", help="bring the database schema to the newest revision")
+    m.set_defaults(func=cmd_migrate)
+
+    imp = sub.add_parser("import", help="import geography, sites or cameras")
+    isub = imp.add_subparsers(dest="what", required=True)
+    g = isub.add_parser("geo", help="jurisdiction polygons from GeoJSON")
+    g.add_argument("file")
+    g.add_argument("--level", required=True, choices=["province", "district", "tehsil", "station"])
+    g.add_argument(
+        "--make-valid",
+        action="store_true",
+        help="repair invalid polygons (reported as warnings) instead of refusing",
+    )
+    for what in ("sites", "cameras"):
+        x = isub.add_parser(what, help=f"{what} from CSV or GeoJSON points")
+        x.add_argument("file")
+    imp.set_defaults(func=cmd_import)
+
+    u = sub.add_parser("user", help="manage users")
+    usub = u.add_subparsers(dest="action", required=True)
+    ua = usub.add_parser("add", help="create a user")
+    ua.add_argument("username")
+    ua.add_argument("--role", required=True)
+    ua.add_argument("--password", help="prompted for when omitted")
+    ua.add_argument("--full-name")
+    ua.add_argument(
+        "--scope-level", default="all", choices=["all", "province", "district", "tehsil", "station"]
+    )
+    ua.add_argument("--scope-id", type=int)
+    ua.set_defaults(func=cmd_user_add)
+
+    b = sub.add_parser("bench", help="benchmarks (report ratios, not timed tests)")
+    b.add_argument("what", choices=["routing"])
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--points", type=int, default=1_000_000, help="random points per geography")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SafeCityError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

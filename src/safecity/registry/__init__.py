@@ -1,0 +1,2 @@
+"""Registry: what the command centre has and watches: agencies, sites (named locations),
+cameras, police units and officers."""

@@ -1,0 +1,189 @@
+"""Registry inputs and outputs. Kinds are closed lists so a typo is refused, not stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SiteKind = Literal[
+    "chowk",
+    "market",
+    "embassy",
+    "toll_plaza",
+    "terminal",
+    "hospital",
+    "school",
+    "bank",
+    "university",
+    "government",
+    "other",
+]
+CameraKind = Literal["fixed", "ptz", "anpr", "face"]
+CameraStatus = Literal["unknown", "online", "offline", "frozen", "dark", "tampered"]
+UnitKind = Literal["patrol_car", "motorcycle", "foot"]
+UnitStatus = Literal["available", "dispatched", "en_route", "on_scene", "off_duty"]
+AgencyKind = Literal["police", "traffic_police", "rescue_1122", "ctd", "other"]
+Rank = Literal[
+    "Constable",
+    "Head Constable",
+    "ASI",
+    "SI",
+    "Inspector",
+    "DSP",
+    "SP",
+    "SSP",
+    "DIG",
+    "IG",
+]
+
+Lon = Field(ge=-180, le=180, description="Longitude, WGS84 degrees")
+Lat = Field(ge=-90, le=90, description="Latitude, WGS84 degrees")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AgencyIn(_In):
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=128)
+    kind: AgencyKind
+    phone: str | None = Field(None, max_length=32)
+
+
+class AgencyOut(_Out, AgencyIn):
+    id: int
+
+
+class SiteIn(_In):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
+    kind: SiteKind
+    lon: float = Lon
+    lat: float = Lat
+    address: str | None = Field(None, max_length=256)
+
+
+class SiteUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    kind: SiteKind | None = None
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    address: str | None = Field(None, max_length=256)
+
+
+class SiteOut(_Out):
+    id: int
+    code: str
+    name: str
+    kind: str
+    lon: float
+    lat: float
+    address: str | None
+    station_id: int | None
+    tehsil_id: int | None
+    district_id: int | None
+
+
+class CameraIn(_In):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
+    site_code: str = Field(min_length=1, description="Code of the site the camera stands at")
+    kind: CameraKind = "fixed"
+    stream_url: str = Field(
+        min_length=1, max_length=512, pattern=r"^(rtsp|rtsps|http|https|file)://"
+    )
+    heading_deg: float | None = Field(None, ge=0, lt=360)
+    lon: float | None = Field(None, ge=-180, le=180, description="Defaults to the site's")
+    lat: float | None = Field(None, ge=-90, le=90, description="Defaults to the site's")
+
+
+class CameraUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    kind: CameraKind | None = None
+    stream_url: str | None = Field(
+        None, max_length=512, pattern=r"^(rtsp|rtsps|http|https|file)://"
+    )
+    heading_deg: float | None = Field(None, ge=0, lt=360)
+    status: CameraStatus | None = None
+
+
+class CameraOut(_Out):
+    id: int
+    code: str
+    name: str
+    site_id: int
+    kind: str
+    stream_url: str
+    heading_deg: float | None
+    status: str
+    lon: float
+    lat: float
+    station_id: int | None
+    district_id: int | None
+
+
+class UnitIn(_In):
+    code: str = Field(min_length=1, max_length=32)
+    callsign: str = Field(min_length=1, max_length=32)
+    kind: UnitKind
+    home_station_id: int
+    lon: float = Lon
+    lat: float = Lat
+    status: UnitStatus = "available"
+    agency_code: str | None = None
+
+
+class UnitUpdate(_In):
+    callsign: str | None = Field(None, min_length=1, max_length=32)
+    kind: UnitKind | None = None
+    status: UnitStatus | None = None
+    home_station_id: int | None = None
+
+
+class UnitOut(_Out):
+    id: int
+    code: str
+    callsign: str
+    kind: str
+    home_station_id: int
+    status: str
+    lon: float
+    lat: float
+    station_id: int | None
+    district_id: int | None
+    last_seen: datetime | None
+
+
+class OfficerIn(_In):
+    code: str = Field(min_length=1, max_length=32, description="Belt or service number")
+    name: str = Field(min_length=1, max_length=128)
+    rank: Rank
+    station_id: int | None = None
+    tehsil_id: int | None = None
+    district_id: int | None = None
+    unit_code: str | None = None
+    username: str | None = None
+
+
+class OfficerOut(_Out):
+    id: int
+    code: str
+    name: str
+    rank: str
+    station_id: int | None
+    tehsil_id: int | None
+    district_id: int | None
+    unit_id: int | None
+    username: str | None
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int

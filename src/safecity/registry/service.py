@@ -1,0 +1,411 @@
+"""Registry logic: create, read, update and delete agencies, sites, cameras, units and
+officers; bulk import of sites and cameras from CSV or GeoJSON (all or nothing)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from safecity.core.db import Base, publish_after_commit
+from safecity.core.errors import Conflict, InvalidInput, NotFound
+from safecity.geo import service as geo
+from safecity.registry.models import Agency, Camera, Officer, Site, Unit
+from safecity.registry.schemas import (
+    AgencyIn,
+    AgencyOut,
+    CameraIn,
+    CameraOut,
+    CameraUpdate,
+    ImportResult,
+    OfficerIn,
+    OfficerOut,
+    SiteIn,
+    SiteOut,
+    SiteUpdate,
+    UnitIn,
+    UnitOut,
+    UnitUpdate,
+)
+
+M = TypeVar("M", bound=Base)
+
+
+def _get(session: Session, model: type[M], row_id: int) -> M:
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{model.__tablename__[:-1]} {row_id} does not exist")
+    return row
+
+
+def _by_code(session: Session, model: type[M], code: str) -> M | None:
+    row: M | None = session.scalars(
+        select(model).where(model.code == code)  # type: ignore[attr-defined]
+    ).first()
+    return row
+
+
+def _unique_code(session: Session, model: type[M], code: str) -> None:
+    if _by_code(session, model, code) is not None:
+        raise Conflict(f"a {model.__tablename__[:-1]} with code {code!r} already exists")
+
+
+def _place(session: Session, row: Site | Camera | Unit, lon: float, lat: float) -> None:
+    loc = geo.locate_point(session, lon=lon, lat=lat)
+    row.lon, row.lat = lon, lat
+    row.station_id, row.tehsil_id, row.district_id = loc.station_id, loc.tehsil_id, loc.district_id
+
+
+def _changed(session: Session, kind: str, row_id: int, action: str) -> None:
+    publish_after_commit(session, f"registry.{kind}.{action}", {"id": row_id})
+
+
+# --------------------------------------------------------------------------- agencies
+
+
+def create_agency(session: Session, *, agency_in: AgencyIn) -> AgencyOut:
+    _unique_code(session, Agency, agency_in.code)
+    row = Agency(**agency_in.model_dump())
+    session.add(row)
+    session.flush()
+    _changed(session, "agency", row.id, "created")
+    return AgencyOut.model_validate(row)
+
+
+def list_agencies(session: Session) -> list[AgencyOut]:
+    return [
+        AgencyOut.model_validate(r) for r in session.scalars(select(Agency).order_by(Agency.id))
+    ]
+
+
+# --------------------------------------------------------------------------- sites
+
+
+def create_site(session: Session, *, site_in: SiteIn, now: datetime) -> SiteOut:
+    _unique_code(session, Site, site_in.code)
+    row = Site(
+        code=site_in.code,
+        name=site_in.name,
+        kind=site_in.kind,
+        address=site_in.address,
+        updated_at=now,
+    )
+    _place(session, row, site_in.lon, site_in.lat)
+    session.add(row)
+    session.flush()
+    _changed(session, "site", row.id, "created")
+    return SiteOut.model_validate(row)
+
+
+def get_site(session: Session, *, site_id: int) -> SiteOut:
+    return SiteOut.model_validate(_get(session, Site, site_id))
+
+
+def list_sites(session: Session, *, station_id: int | None = None) -> list[SiteOut]:
+    q = select(Site).order_by(Site.id)
+    if station_id is not None:
+        q = q.where(Site.station_id == station_id)
+    return [SiteOut.model_validate(r) for r in session.scalars(q)]
+
+
+def update_site(session: Session, *, site_id: int, update: SiteUpdate, now: datetime) -> SiteOut:
+    row = _get(session, Site, site_id)
+    data = update.model_dump(exclude_unset=True)
+    lon, lat = data.pop("lon", row.lon), data.pop("lat", row.lat)
+    for k, v in data.items():
+        setattr(row, k, v)
+    if (lon, lat) != (row.lon, row.lat):
+        _place(session, row, lon, lat)
+    row.updated_at = now
+    _changed(session, "site", row.id, "updated")
+    return SiteOut.model_validate(row)
+
+
+def delete_site(session: Session, *, site_id: int) -> None:
+    row = _get(session, Site, site_id)
+    n = session.scalar(select(func.count()).select_from(Camera).where(Camera.site_id == site_id))
+    if n:
+        raise Conflict(f"site {site_id} still has {n} camera(s); move or delete them first")
+    session.delete(row)
+    _changed(session, "site", site_id, "deleted")
+
+
+# --------------------------------------------------------------------------- cameras
+
+
+def create_camera(session: Session, *, camera_in: CameraIn, now: datetime) -> CameraOut:
+    _unique_code(session, Camera, camera_in.code)
+    site = _by_code(session, Site, camera_in.site_code)
+    if site is None:
+        raise InvalidInput(f"camera {camera_in.code!r}: site {camera_in.site_code!r} is not known")
+    row = Camera(
+        code=camera_in.code,
+        name=camera_in.name,
+        site_id=site.id,
+        kind=camera_in.kind,
+        stream_url=camera_in.stream_url,
+        heading_deg=camera_in.heading_deg,
+        status="unknown",
+        updated_at=now,
+    )
+    lon = camera_in.lon if camera_in.lon is not None else site.lon
+    lat = camera_in.lat if camera_in.lat is not None else site.lat
+    _place(session, row, lon, lat)
+    session.add(row)
+    session.flush()
+    _changed(session, "camera", row.id, "created")
+    return CameraOut.model_validate(row)
+
+
+def get_camera(session: Session, *, camera_id: int) -> CameraOut:
+    return CameraOut.model_validate(_get(session, Camera, camera_id))
+
+
+def list_cameras(
+    session: Session, *, site_id: int | None = None, station_id: int | None = None
+) -> list[CameraOut]:
+    q = select(Camera).order_by(Camera.id)
+    if site_id is not None:
+        q = q.where(Camera.site_id == site_id)
+    if station_id is not None:
+        q = q.where(Camera.station_id == station_id)
+    return [CameraOut.model_validate(r) for r in session.scalars(q)]
+
+
+def update_camera(
+    session: Session, *, camera_id: int, update: CameraUpdate, now: datetime
+) -> CameraOut:
+    row = _get(session, Camera, camera_id)
+    for k, v in update.model_dump(exclude_unset=True).items():
+        setattr(row, k, v)
+    row.updated_at = now
+    _changed(session, "camera", row.id, "updated")
+    return CameraOut.model_validate(row)
+
+
+def delete_camera(session: Session, *, camera_id: int) -> None:
+    session.delete(_get(session, Camera, camera_id))
+    _changed(session, "camera", camera_id, "deleted")
+
+
+# --------------------------------------------------------------------------- units
+
+
+def create_unit(session: Session, *, unit_in: UnitIn, now: datetime) -> UnitOut:
+    _unique_code(session, Unit, unit_in.code)
+    home = geo.get_jurisdiction(session, jurisdiction_id=unit_in.home_station_id)
+    if home.level != "station":
+        raise InvalidInput(
+            f"home_station_id {unit_in.home_station_id} is a {home.level}, not a police station"
+        )
+    agency_id = None
+    if unit_in.agency_code is not None:
+        agency = _by_code(session, Agency, unit_in.agency_code)
+        if agency is None:
+            raise InvalidInput(f"agency {unit_in.agency_code!r} is not known")
+        agency_id = agency.id
+    row = Unit(
+        code=unit_in.code,
+        callsign=unit_in.callsign,
+        kind=unit_in.kind,
+        home_station_id=unit_in.home_station_id,
+        agency_id=agency_id,
+        status=unit_in.status,
+        updated_at=now,
+    )
+    _place(session, row, unit_in.lon, unit_in.lat)
+    session.add(row)
+    session.flush()
+    _changed(session, "unit", row.id, "created")
+    return UnitOut.model_validate(row)
+
+
+def get_unit(session: Session, *, unit_id: int) -> UnitOut:
+    return UnitOut.model_validate(_get(session, Unit, unit_id))
+
+
+def list_units(
+    session: Session, *, station_id: int | None = None, status: str | None = None
+) -> list[UnitOut]:
+    q = select(Unit).order_by(Unit.id)
+    if station_id is not None:
+        q = q.where(Unit.home_station_id == station_id)
+    if status is not None:
+        q = q.where(Unit.status == status)
+    return [UnitOut.model_validate(r) for r in session.scalars(q)]
+
+
+def update_unit(session: Session, *, unit_id: int, update: UnitUpdate, now: datetime) -> UnitOut:
+    row = _get(session, Unit, unit_id)
+    for k, v in update.model_dump(exclude_unset=True).items():
+        setattr(row, k, v)
+    row.updated_at = now
+    _changed(session, "unit", row.id, "updated")
+    return UnitOut.model_validate(row)
+
+
+def move_unit(session: Session, *, unit_id: int, lon: float, lat: float, at: datetime) -> UnitOut:
+    """A GPS position of a unit; published as `units.location` for the live map."""
+    row = _get(session, Unit, unit_id)
+    _place(session, row, lon, lat)
+    row.last_seen = at
+    publish_after_commit(
+        session,
+        "units.location",
+        {
+            "id": row.id,
+            "callsign": row.callsign,
+            "lon": lon,
+            "lat": lat,
+            "status": row.status,
+            "station_id": row.station_id,
+            "district_id": row.district_id,
+            "at": at.isoformat(),
+        },
+    )
+    return UnitOut.model_validate(row)
+
+
+def delete_unit(session: Session, *, unit_id: int) -> None:
+    session.delete(_get(session, Unit, unit_id))
+    _changed(session, "unit", unit_id, "deleted")
+
+
+# --------------------------------------------------------------------------- officers
+
+
+def create_officer(session: Session, *, officer_in: OfficerIn) -> OfficerOut:
+    _unique_code(session, Officer, officer_in.code)
+    unit_id = None
+    if officer_in.unit_code is not None:
+        unit = _by_code(session, Unit, officer_in.unit_code)
+        if unit is None:
+            raise InvalidInput(f"unit {officer_in.unit_code!r} is not known")
+        unit_id = unit.id
+    data = officer_in.model_dump(exclude={"unit_code"})
+    row = Officer(**data, unit_id=unit_id)
+    session.add(row)
+    session.flush()
+    _changed(session, "officer", row.id, "created")
+    return OfficerOut.model_validate(row)
+
+
+def list_officers(session: Session, *, station_id: int | None = None) -> list[OfficerOut]:
+    q = select(Officer).order_by(Officer.id)
+    if station_id is not None:
+        q = q.where(Officer.station_id == station_id)
+    return [OfficerOut.model_validate(r) for r in session.scalars(q)]
+
+
+def delete_officer(session: Session, *, officer_id: int) -> None:
+    session.delete(_get(session, Officer, officer_id))
+    _changed(session, "officer", officer_id, "deleted")
+
+
+# --------------------------------------------------------------------------- bulk import
+
+
+def _rows_from(text: str, fmt: str) -> list[dict[str, Any]]:
+    """Rows of a CSV file (header line) or a GeoJSON FeatureCollection of points."""
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames:
+            raise InvalidInput("CSV file is empty: expected a header line")
+        return [
+            {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k}
+            for r in reader
+        ]
+    if fmt == "geojson":
+        import json
+
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+            raise InvalidInput("GeoJSON must be a FeatureCollection of Point features")
+        rows = []
+        for i, f in enumerate(doc.get("features") or []):
+            geom = (f or {}).get("geometry") or {}
+            if geom.get("type") != "Point" or len(geom.get("coordinates") or []) < 2:
+                raise InvalidInput(f"feature {i}: geometry must be a Point [lon, lat]")
+            props = dict(f.get("properties") or {})
+            props["lon"], props["lat"] = geom["coordinates"][0], geom["coordinates"][1]
+            rows.append(props)
+        return rows
+    raise InvalidInput(f"unknown format {fmt!r}: csv or geojson")
+
+
+def _validated(rows: list[dict[str, Any]], schema: type[BaseModel], what: str) -> list[Any]:
+    out, problems = [], []
+    for n, raw in enumerate(rows, start=2 if what.endswith("csv") else 0):
+        data = {k: v for k, v in raw.items() if v not in ("", None)}
+        try:
+            out.append(schema.model_validate(data))
+        except ValidationError as exc:
+            for e in exc.errors():
+                field = ".".join(str(p) for p in e["loc"])
+                problems.append(f"{what} row {n}: {field}: {e['msg']}")
+    if problems:
+        raise InvalidInput(
+            f"{len(problems)} problem(s), nothing imported: " + "; ".join(problems[:20]),
+            details=problems,
+        )
+    return out
+
+
+def import_sites(session: Session, *, text: str, fmt: str, now: datetime) -> ImportResult:
+    """Create or update sites by code; any bad row refuses the whole file."""
+    items: list[SiteIn] = _validated(_rows_from(text, fmt), SiteIn, f"sites {fmt}")
+    created = updated = 0
+    for s in items:
+        row = _by_code(session, Site, s.code)
+        if row is None:
+            create_site(session, site_in=s, now=now)
+            created += 1
+        else:
+            update_site(
+                session,
+                site_id=row.id,
+                now=now,
+                update=SiteUpdate(**s.model_dump(exclude={"code"})),
+            )
+            updated += 1
+    return ImportResult(created=created, updated=updated)
+
+
+def import_cameras(session: Session, *, text: str, fmt: str, now: datetime) -> ImportResult:
+    """Create or update cameras by code; any bad row refuses the whole file."""
+    items: list[CameraIn] = _validated(_rows_from(text, fmt), CameraIn, f"cameras {fmt}")
+    missing = sorted({c.site_code for c in items if _by_code(session, Site, c.site_code) is None})
+    if missing:
+        raise InvalidInput(f"unknown site code(s): {', '.join(missing)}; nothing imported")
+    created = updated = 0
+    for c in items:
+        row = _by_code(session, Camera, c.code)
+        if row is None:
+            create_camera(session, camera_in=c, now=now)
+            created += 1
+        else:
+            update_camera(
+                session,
+                camera_id=row.id,
+                now=now,
+                update=CameraUpdate(
+                    name=c.name, kind=c.kind, stream_url=c.stream_url, heading_deg=c.heading_deg
+                ),
+            )
+            updated += 1
+    return ImportResult(created=created, updated=updated)
+
+
+def counts(session: Session) -> dict[str, int]:
+    return {
+        m.__tablename__: int(session.scalar(select(func.count()).select_from(m)) or 0)
+        for m in (Agency, Site, Camera, Unit, Officer)
+    }

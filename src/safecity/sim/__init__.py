@@ -1,0 +1,1 @@
+"""Simulation: the deterministic demo province and the incident simulator."""

@@ -1,0 +1,83 @@
+"""Start the server: `safecity serve`, and `safecity demo` (demo province + simulator)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import sys
+
+import uvicorn
+
+from safecity.app import create_app
+from safecity.core.config import Settings
+from safecity.core.errors import SafeCityError
+from safecity.core.runtime import Runtime, build_runtime
+from safecity.sim.democity import build_demo_city
+from safecity.sim.loader import demo_loaded, load_demo_city
+from safecity.sim.simulator import Simulator
+
+
+def _serve(runtime: Runtime, **kwargs: object) -> int:
+    app = create_app(runtime, **kwargs)  # type: ignore[arg-type]
+    uvicorn.run(
+        app,
+        host=runtime.settings.host,
+        port=runtime.settings.port,
+        log_level=runtime.settings.log_level,
+        access_log=False,
+    )
+    return 0
+
+
+def run_server(settings: Settings) -> int:
+    logging.basicConfig(level=settings.log_level.upper())
+    runtime = build_runtime(settings)
+    return _serve(runtime)
+
+
+def run_demo(settings: Settings, *, reset: bool = False) -> int:
+    """Build the demo province once (deterministic from the seed), then serve it."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if reset and settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+    runtime = build_runtime(settings)
+    city = build_demo_city(seed=settings.demo_seed)
+    password_file = settings.data_dir / "demo-password.txt"
+    with runtime.sessions() as session:
+        loaded = demo_loaded(session)
+    if settings.demo_password is not None:
+        password = settings.demo_password.get_secret_value()
+    elif password_file.exists():
+        password = password_file.read_text().strip()
+    else:
+        password = secrets.token_urlsafe(9)
+    if not loaded:
+        print("building the demo province (once)...", flush=True)
+        counts = load_demo_city(runtime, city, password=password)
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+        print("  " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
+    elif settings.demo_password is not None and not password_file.exists():
+        raise SafeCityError(
+            "the demo database exists with other passwords; run "
+            "`safecity demo --reset` to rebuild it"
+        )
+    simulator = Simulator(runtime, city, calls_per_minute=settings.sim_calls_per_minute)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"\nSafeCity demo: {url}  (API docs: {url}/docs)", flush=True)
+    print(
+        f"  logins (password {password!r}): admin (command centre admin), calltaker, "
+        "dispatcher, analyst, sp.peshawar (district SP), sho.gulbahar (SHO), "
+        f"and one per station/tehsil; all {len(city.users)} listed in the console's Users page",
+        flush=True,
+    )
+    hooks = [lambda _rt: simulator.start()] if settings.simulate else []
+    try:
+        return _serve(runtime, on_startup=hooks)
+    finally:
+        simulator.stop()
+        runtime.close()
+        sys.stdout.flush()

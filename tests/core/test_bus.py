@@ -1,0 +1,153 @@
+"""The in-process bus keeps JetStream's promises: order, subject filters, ack/redelivery,
+durable resume, publish de-duplication, thread and asyncio consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from safecity.core.bus import InProcessBus, subject_matches
+
+
+@pytest.mark.parametrize(
+    ("filter_", "subject", "expected"),
+    [
+        ("incidents.created", "incidents.created", True),
+        ("incidents.*", "incidents.created", True),
+        ("incidents.*", "incidents.created.x", False),
+        ("incidents.>", "incidents.created.x", True),
+        ("incidents.>", "incidents", False),
+        (">", "units.location", True),
+        ("*.location", "units.location", True),
+        ("units.location", "units.locations", False),
+    ],
+)
+def test_subject_matching(filter_: str, subject: str, expected: bool) -> None:
+    assert subject_matches(filter_, subject) is expected
+
+
+def test_delivers_in_order_only_matching_subjects() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe("incidents.>")
+    for i in range(5):
+        bus.publish("incidents.created", {"n": i})
+        bus.publish("units.location", {"n": i})
+    msgs = sub.fetch(batch=100, timeout=0.1)
+    assert [m.data["n"] for m in msgs] == [0, 1, 2, 3, 4]
+    assert all(m.subject == "incidents.created" for m in msgs)
+
+
+def test_unacked_message_is_redelivered_after_ack_wait() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe("a.b", ack_wait=0.2)
+    bus.publish("a.b", {"x": 1})
+    first = sub.fetch(timeout=0.1)
+    assert len(first) == 1 and first[0].attempt == 1
+    assert sub.fetch(timeout=0.05) == []  # not yet due
+    again = sub.fetch(timeout=1.0)
+    assert len(again) == 1 and again[0].attempt == 2 and again[0].data == {"x": 1}
+    again[0].ack()
+    assert sub.fetch(timeout=0.3) == []
+
+
+def test_nak_redelivers_at_once() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe("a.b", ack_wait=30)
+    bus.publish("a.b", {"x": 1})
+    sub.fetch(timeout=0.1)[0].nak()
+    assert sub.fetch(timeout=0.1)[0].attempt == 2
+
+
+def test_durable_consumer_resumes_where_it_stopped() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe("calls.*", durable="console")
+    bus.publish("calls.new", {"n": 1})
+    for m in sub.fetch(timeout=0.1):
+        m.ack()
+    sub.close()
+    bus.publish("calls.new", {"n": 2})
+    bus.publish("calls.new", {"n": 3})
+    sub = bus.subscribe("calls.*", durable="console")
+    assert [m.data["n"] for m in sub.fetch(timeout=0.1)] == [2, 3]
+
+
+def test_durable_with_another_filter_is_refused() -> None:
+    bus = InProcessBus()
+    bus.subscribe("a.*", durable="x")
+    with pytest.raises(ValueError, match="exists with filter"):
+        bus.subscribe("b.*", durable="x")
+
+
+def test_deliver_all_replays_the_stream() -> None:
+    bus = InProcessBus()
+    bus.publish("a.b", {"n": 1})
+    assert [m.data["n"] for m in bus.subscribe("a.b", deliver="all").fetch(timeout=0.1)] == [1]
+    assert bus.subscribe("a.b").fetch(timeout=0.05) == []
+
+
+def test_msg_id_deduplicates() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe("a.b")
+    e1 = bus.publish("a.b", {"n": 1}, msg_id="call-77")
+    e2 = bus.publish("a.b", {"n": 1}, msg_id="call-77")
+    assert e1.seq == e2.seq
+    assert len(sub.fetch(timeout=0.1)) == 1
+
+
+@pytest.mark.parametrize("subject", ["", "a..b", "a.*", "a b"])
+def test_bad_subjects_are_refused(subject: str) -> None:
+    with pytest.raises(ValueError, match="invalid subject"):
+        InProcessBus().publish(subject, {})
+
+
+def test_fetch_wakes_when_another_thread_publishes() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe("a.b")
+    threading.Timer(0.1, lambda: bus.publish("a.b", {"x": 1})).start()
+    t0 = time.monotonic()
+    msgs = sub.fetch(timeout=5)
+    assert msgs and time.monotonic() - t0 < 2
+
+
+def test_async_consumer_is_woken_by_a_thread_publish() -> None:
+    bus = InProcessBus()
+
+    async def main() -> list[int]:
+        sub = bus.subscribe("a.>")
+        loop = asyncio.get_running_loop()
+        loop.call_later(
+            0.05,
+            lambda: threading.Thread(
+                target=lambda: [bus.publish("a.x", {"n": i}) for i in range(3)]
+            ).start(),
+        )
+        got: list[int] = []
+        while len(got) < 3:
+            for m in await sub.fetch_async(timeout=2):
+                got.append(m.data["n"])
+                m.ack()
+        return got
+
+    assert asyncio.run(asyncio.wait_for(main(), 5)) == [0, 1, 2]
+
+
+def test_many_publishers_lose_nothing() -> None:
+    bus = InProcessBus()
+    sub = bus.subscribe(">", durable="all")
+    threads = [
+        threading.Thread(target=lambda k=k: [bus.publish(f"t.{k}", {"i": i}) for i in range(500)])
+        for k in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen = []
+    while batch := sub.fetch(batch=1000, timeout=0.1):
+        for m in batch:
+            seen.append((m.subject, m.data["i"]))
+            m.ack()
+    assert len(seen) == len(set(seen)) == 2000
