@@ -58,7 +58,7 @@ def test_point_outside_every_jurisdiction_goes_to_nearest_station(
     fc = demo_client.get("/api/v1/geo/stations", headers=headers).json()
     geoms = {f["properties"]["id"]: shapely.geometry.shape(f["geometry"]) for f in fc["features"]}
     union = shapely.union_all(list(geoms.values()))
-    minx, miny, maxx, maxy = union.bounds
+    _, miny, maxx, maxy = union.bounds
     point = shapely.Point(maxx + 0.05, (miny + maxy) / 2)  # east of the province
     nearest = min(geoms, key=lambda k: geoms[k].distance(point))
     loc = demo_client.get(

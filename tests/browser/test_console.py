@@ -45,8 +45,13 @@ def _log_in(page: Any, server: DemoServer, username: str, password: str | None =
     page.click("#login-submit")
 
 
-def _wait_for_map(page: Any) -> None:
-    page.wait_for_selector("#map[data-ready=true]", state="attached")
+def _wait_for_map(page: Any, server: DemoServer) -> None:
+    try:
+        page.wait_for_selector("#map[data-ready=true]", state="attached")
+    except Exception as exc:  # playwright's TimeoutError: show why the server failed
+        raise AssertionError(
+            f"the command centre map did not load ({exc}); server log:\n{server.log_tail()}"
+        ) from None
 
 
 def _inside_point(feature: dict[str, Any]) -> tuple[float, float]:
@@ -65,7 +70,7 @@ def test_login_map_and_live_incident(page: Any, demo_server: DemoServer) -> None
     outside = _record_hosts(page)
     _log_in(page, demo_server, "admin")
     page.wait_for_url(f"{demo_server.base_url}/")
-    _wait_for_map(page)
+    _wait_for_map(page, demo_server)
     assert page.inner_text("#current-user") == "admin"
     assert "admin" in page.inner_text("#current-role").lower()
 
@@ -143,7 +148,7 @@ def test_sho_sees_only_his_jurisdiction(page: Any, demo_server: DemoServer) -> N
     outside = _record_hosts(page)
     _log_in(page, demo_server, "sho.gulbahar")
     page.wait_for_url(f"{demo_server.base_url}/")
-    _wait_for_map(page)
+    _wait_for_map(page, demo_server)
     assert page.locator("#map path.sc-mine").count() == 1  # his station is highlighted
 
     admin = demo_server.token("admin")
@@ -167,7 +172,7 @@ def test_sho_sees_only_his_jurisdiction(page: Any, demo_server: DemoServer) -> N
 
     # The list read at page load is scoped too.
     page.reload()
-    _wait_for_map(page)
+    _wait_for_map(page, demo_server)
     page.wait_for_selector(f'tr[data-incident-id="{own["incident_id"]}"]', timeout=5_000)
     assert page.locator(f'tr[data-incident-id="{foreign["incident_id"]}"]').count() == 0
     assert outside == []

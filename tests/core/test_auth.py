@@ -13,8 +13,9 @@ from safecity.core.runtime import Runtime
 
 def _admin(runtime: Runtime) -> None:
     with runtime.sessions() as s, s.begin():
-        create_user(s, username="root", password="root-password", role=Role.ADMIN,
-                    now=runtime.clock.now())
+        create_user(
+            s, username="root", password="root-password", role=Role.ADMIN, now=runtime.clock.now()
+        )
 
 
 def _token(client: TestClient, user: str, pw: str) -> dict[str, str]:
@@ -46,23 +47,36 @@ def test_token_expires(runtime: Runtime, client: TestClient) -> None:
 def test_admin_creates_users_and_service_accounts(runtime: Runtime, client: TestClient) -> None:
     _admin(runtime)
     admin = _token(client, "root", "root-password")
-    r = client.post("/api/v1/auth/users", headers=admin, json={
-        "username": "ct1", "password": "password-1", "role": "call_taker"})
+    r = client.post(
+        "/api/v1/auth/users",
+        headers=admin,
+        json={"username": "ct1", "password": "password-1", "role": "call_taker"},
+    )
     assert r.status_code == 201
     ct = _token(client, "ct1", "password-1")
     assert client.get("/api/v1/auth/users", headers=ct).status_code == 403
-    r = client.post("/api/v1/auth/users", headers=admin, json={
-        "username": "ct1", "password": "password-1", "role": "call_taker"})
+    r = client.post(
+        "/api/v1/auth/users",
+        headers=admin,
+        json={"username": "ct1", "password": "password-1", "role": "call_taker"},
+    )
     assert r.status_code == 409
-    r = client.post("/api/v1/auth/users", headers=admin, json={
-        "username": "x1", "password": "password-1", "role": "wizard"})
+    r = client.post(
+        "/api/v1/auth/users",
+        headers=admin,
+        json={"username": "x1", "password": "password-1", "role": "wizard"},
+    )
     assert r.status_code == 422 and "role" in r.json()["message"]
-    r = client.post("/api/v1/auth/users", headers=admin, json={
-        "username": "x2", "password": "password-1", "role": "sho", "scope_level": "station"})
+    r = client.post(
+        "/api/v1/auth/users",
+        headers=admin,
+        json={"username": "x2", "password": "password-1", "role": "sho", "scope_level": "station"},
+    )
     assert r.status_code == 422 and "scope_id" in r.json()["message"]
 
-    r = client.post("/api/v1/auth/service-accounts", headers=admin,
-                    json={"name": "pbx", "role": "telephony"})
+    r = client.post(
+        "/api/v1/auth/service-accounts", headers=admin, json={"name": "pbx", "role": "telephony"}
+    )
     assert r.status_code == 201
     key = r.json()["api_key"]
     me = client.get("/api/v1/auth/me", headers={"X-API-Key": key}).json()

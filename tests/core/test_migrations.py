@@ -18,10 +18,13 @@ from safecity.core.runtime import Runtime
 @pytest.mark.filterwarnings("ignore:Did not recognize type 'geometry'")
 def test_migrations_match_models(runtime: Runtime) -> None:
     with runtime.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={
-            "compare_type": True,
-            "include_object": include_in_migrations,
-        })
+        ctx = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_object": include_in_migrations,
+            },
+        )
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
 

@@ -20,22 +20,47 @@ def test_demo_registry_counts(demo_client: TestClient, admin: dict[str, str]) ->
     assert len(demo_client.get("/api/v1/cameras", headers=admin).json()) >= 700
     assert len(demo_client.get("/api/v1/units", headers=admin).json()) == 200
     assert {a["kind"] for a in demo_client.get("/api/v1/agencies", headers=admin).json()} >= {
-        "police", "traffic_police", "rescue_1122", "ctd"}
+        "police",
+        "traffic_police",
+        "rescue_1122",
+        "ctd",
+    }
 
 
 def test_site_and_camera_lifecycle(demo_client: TestClient, admin: dict[str, str]) -> None:
-    r = demo_client.post("/api/v1/sites", headers=admin, json={
-        "code": "T-SITE-1", "name": "Test Chowk", "kind": "chowk", "lat": 34.005, "lon": 71.56})
+    r = demo_client.post(
+        "/api/v1/sites",
+        headers=admin,
+        json={
+            "code": "T-SITE-1",
+            "name": "Test Chowk",
+            "kind": "chowk",
+            "lat": 34.005,
+            "lon": 71.56,
+        },
+    )
     assert r.status_code == 201, r.text
     site = r.json()
     assert site["station_id"] is not None and site["district_id"] is not None
-    dup = demo_client.post("/api/v1/sites", headers=admin, json={
-        "code": "T-SITE-1", "name": "Again", "kind": "chowk", "lat": 34.0, "lon": 71.5})
+    dup = demo_client.post(
+        "/api/v1/sites",
+        headers=admin,
+        json={"code": "T-SITE-1", "name": "Again", "kind": "chowk", "lat": 34.0, "lon": 71.5},
+    )
     assert dup.status_code == 409 and "already exists" in dup.json()["message"]
 
-    cam = demo_client.post("/api/v1/cameras", headers=admin, json={
-        "code": "T-CAM-1", "name": "Test cam", "site_code": "T-SITE-1", "kind": "ptz",
-        "stream_url": "rtsp://10.0.0.1/stream", "heading_deg": 90})
+    cam = demo_client.post(
+        "/api/v1/cameras",
+        headers=admin,
+        json={
+            "code": "T-CAM-1",
+            "name": "Test cam",
+            "site_code": "T-SITE-1",
+            "kind": "ptz",
+            "stream_url": "rtsp://10.0.0.1/stream",
+            "heading_deg": 90,
+        },
+    )
     assert cam.status_code == 201, cam.text
     assert cam.json()["lat"] == pytest.approx(34.005)
     cam_id = cam.json()["id"]
@@ -60,8 +85,13 @@ def test_site_and_camera_lifecycle(demo_client: TestClient, admin: dict[str, str
 def test_bad_camera_input(
     demo_client: TestClient, admin: dict[str, str], body: dict[str, object], words: list[str]
 ) -> None:
-    payload = {"code": "T-CAM-X", "name": "x", "site_code": "SITE-001",
-               "stream_url": "rtsp://h/s", **body}
+    payload = {
+        "code": "T-CAM-X",
+        "name": "x",
+        "site_code": "SITE-001",
+        "stream_url": "rtsp://h/s",
+        **body,
+    }
     r = demo_client.post("/api/v1/cameras", headers=admin, json=payload)
     assert r.status_code == 422
     for w in words:
@@ -69,54 +99,112 @@ def test_bad_camera_input(
 
 
 def test_csv_import_is_all_or_nothing(demo_client: TestClient, admin: dict[str, str]) -> None:
-    good = "code,name,kind,lat,lon\nCSV-1,Firdous test,market,34.01,71.57\nCSV-2,Gate,embassy,34.0,71.55\n"
+    good = (
+        "code,name,kind,lat,lon\n"
+        "CSV-1,Firdous test,market,34.01,71.57\n"
+        "CSV-2,Gate,embassy,34.0,71.55\n"
+    )
     bad = good + "CSV-3,Broken,chowk,134.0,71.5\nCSV-4,,chowk,34.0,71.5\n"
-    r = demo_client.post("/api/v1/sites/import?format=csv", headers={
-        **admin, "Content-Type": "text/plain"}, content=bad)
+    r = demo_client.post(
+        "/api/v1/sites/import?format=csv",
+        headers={**admin, "Content-Type": "text/plain"},
+        content=bad,
+    )
     assert r.status_code == 422
     msg = r.json()["message"]
     assert "row 4" in msg and "lat" in msg and "row 5" in msg and "name" in msg
     codes = {s["code"] for s in demo_client.get("/api/v1/sites", headers=admin).json()}
     assert "CSV-1" not in codes  # nothing half-imported
-    r = demo_client.post("/api/v1/sites/import?format=csv", headers={
-        **admin, "Content-Type": "text/plain"}, content=good)
+    r = demo_client.post(
+        "/api/v1/sites/import?format=csv",
+        headers={**admin, "Content-Type": "text/plain"},
+        content=good,
+    )
     assert r.json() == {"created": 2, "updated": 0}
-    r = demo_client.post("/api/v1/sites/import?format=csv", headers={
-        **admin, "Content-Type": "text/plain"}, content=good)
+    r = demo_client.post(
+        "/api/v1/sites/import?format=csv",
+        headers={**admin, "Content-Type": "text/plain"},
+        content=good,
+    )
     assert r.json() == {"created": 0, "updated": 2}
 
 
 def test_geojson_camera_import(demo_client: TestClient, admin: dict[str, str]) -> None:
-    doc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [71.571, 34.011]},
-         "properties": {"code": "GJ-CAM-1", "name": "gj", "site_code": "SITE-001",
-                        "kind": "anpr", "stream_url": "rtsp://10.1.1.1/1"}}]}
-    r = demo_client.post("/api/v1/cameras/import?format=geojson", headers={
-        **admin, "Content-Type": "text/plain"}, content=json.dumps(doc))
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [71.571, 34.011]},
+                "properties": {
+                    "code": "GJ-CAM-1",
+                    "name": "gj",
+                    "site_code": "SITE-001",
+                    "kind": "anpr",
+                    "stream_url": "rtsp://10.1.1.1/1",
+                },
+            }
+        ],
+    }
+    r = demo_client.post(
+        "/api/v1/cameras/import?format=geojson",
+        headers={**admin, "Content-Type": "text/plain"},
+        content=json.dumps(doc),
+    )
     assert r.status_code == 200, r.text
     assert r.json()["created"] == 1
     doc["features"][0]["properties"]["site_code"] = "MISSING"
     doc["features"][0]["properties"]["code"] = "GJ-CAM-2"
-    r = demo_client.post("/api/v1/cameras/import?format=geojson", headers={
-        **admin, "Content-Type": "text/plain"}, content=json.dumps(doc))
+    r = demo_client.post(
+        "/api/v1/cameras/import?format=geojson",
+        headers={**admin, "Content-Type": "text/plain"},
+        content=json.dumps(doc),
+    )
     assert r.status_code == 422 and "MISSING" in r.json()["message"]
 
 
 def test_units_and_officers(demo_client: TestClient, admin: dict[str, str]) -> None:
     station = demo_client.get("/api/v1/geo/jurisdictions?level=station", headers=admin).json()[0]
-    r = demo_client.post("/api/v1/units", headers=admin, json={
-        "code": "T-U-1", "callsign": "TST-1", "kind": "motorcycle",
-        "home_station_id": station["id"], "lon": station["lon"], "lat": station["lat"]})
+    r = demo_client.post(
+        "/api/v1/units",
+        headers=admin,
+        json={
+            "code": "T-U-1",
+            "callsign": "TST-1",
+            "kind": "motorcycle",
+            "home_station_id": station["id"],
+            "lon": station["lon"],
+            "lat": station["lat"],
+        },
+    )
     assert r.status_code == 201, r.text
-    r = demo_client.post("/api/v1/officers", headers=admin, json={
-        "code": "T-O-1", "name": "Gul Khan", "rank": "ASI", "station_id": station["id"],
-        "unit_code": "T-U-1"})
+    r = demo_client.post(
+        "/api/v1/officers",
+        headers=admin,
+        json={
+            "code": "T-O-1",
+            "name": "Gul Khan",
+            "rank": "ASI",
+            "station_id": station["id"],
+            "unit_code": "T-U-1",
+        },
+    )
     assert r.status_code == 201 and r.json()["unit_id"] is not None
     district = demo_client.get("/api/v1/geo/jurisdictions?level=district", headers=admin).json()[0]
-    r = demo_client.post("/api/v1/units", headers=admin, json={
-        "code": "T-U-2", "callsign": "TST-2", "kind": "foot",
-        "home_station_id": district["id"], "lon": 71.5, "lat": 34.0})
+    r = demo_client.post(
+        "/api/v1/units",
+        headers=admin,
+        json={
+            "code": "T-U-2",
+            "callsign": "TST-2",
+            "kind": "foot",
+            "home_station_id": district["id"],
+            "lon": 71.5,
+            "lat": 34.0,
+        },
+    )
     assert r.status_code == 422 and "not a police station" in r.json()["message"]
-    r = demo_client.post("/api/v1/officers", headers=admin, json={
-        "code": "T-O-2", "name": "X", "rank": "General"})
+    r = demo_client.post(
+        "/api/v1/officers", headers=admin, json={"code": "T-O-2", "name": "X", "rank": "General"}
+    )
     assert r.status_code == 422 and "rank" in r.json()["message"]

@@ -158,7 +158,9 @@ def _login(runtime: Runtime, username: str, password: str) -> tuple[str, Princip
 def _principal(runtime: Runtime, token: str) -> Principal:
     """The logged-in operator, re-read each page load (a disabled account is out at once)."""
     with runtime.sessions() as session:
-        return principal_from_token(session, token, key=runtime.settings.signing_key())
+        return principal_from_token(
+            session, token, key=runtime.settings.signing_key(), now=runtime.clock.now()
+        )
 
 
 async def _current_principal() -> Principal | None:

@@ -71,6 +71,17 @@ def import_geojson(
 
     parent_level = PARENT_LEVEL[level]
     problems: list[str] = []
+    # Rows are keyed by code (or name when there is none): two features with one key would
+    # silently overwrite each other.
+    seen: dict[str, int] = {}
+    for i, feat in enumerate(layer.features):
+        key = feat.code or feat.name
+        if key in seen:
+            problems.append(
+                f"features {seen[key]} and {i} are both {key!r}; give each {level} a unique "
+                "`code` property"
+            )
+        seen.setdefault(key, i)
     parents: dict[int, Jurisdiction] = {}
     rows: list[tuple[validation.ValidatedFeature, Jurisdiction | None]] = []
     for i, feat in enumerate(layer.features):

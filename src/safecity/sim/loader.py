@@ -124,6 +124,7 @@ def load_demo_city(runtime: Runtime, city: DemoCity, *, password: str) -> dict[s
                 scope_level=user.scope_level,
                 scope_id=ids[user.scope_code] if user.scope_code else None,
                 now=now,
+                password_hash=shared_hash,
             )
         counts = registry.counts(session)
     counts["stations"] = len(city.stations)
