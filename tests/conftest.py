@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -102,6 +103,44 @@ def demo_runtime(
         gen.close()
 
 
+@pytest.fixture
+def cad_runtime(runtime: Runtime) -> Runtime:
+    """A fresh database per test with the demo geography, units and users (no cameras), and
+    a manual clock: for tests that change incidents, units and timers."""
+    from safecity.sim.democity import build_demo_city
+    from safecity.sim.loader import load_demo_city
+
+    load_demo_city(
+        runtime,
+        _CITY.get() or _CITY.set(build_demo_city()),
+        password=DEMO_PASSWORD,
+        with_cameras=False,
+    )
+    return runtime
+
+
+@pytest.fixture
+def cad_client(cad_runtime: Runtime) -> Iterator[TestClient]:
+    yield from _client(cad_runtime)
+
+
+class _Once:
+    """The demo city is deterministic: build it once per test session."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def get(self) -> Any:
+        return self.value
+
+    def set(self, value: Any) -> Any:
+        self.value = value
+        return value
+
+
+_CITY = _Once()
+
+
 @pytest.fixture(scope="session")
 def demo_city():  # type: ignore[no-untyped-def]
     from safecity.sim.democity import build_demo_city
@@ -110,7 +149,7 @@ def demo_city():  # type: ignore[no-untyped-def]
 
 
 def _client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt, with_console=False)) as client:
+    with TestClient(create_app(rt, with_console=False, with_monitor=False)) as client:
         yield client
 
 

@@ -9,10 +9,18 @@ from pathlib import Path
 
 
 def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {"SAFECITY_DATA_DIR": str(tmp), "SAFECITY_CONFIG": str(tmp / "none.toml"),
-           "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "safecity.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        "SAFECITY_DATA_DIR": str(tmp),
+        "SAFECITY_CONFIG": str(tmp / "none.toml"),
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "safecity.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_bench_routing_json(tmp_path: Path) -> None:

@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecity import __version__
-from safecity.core import auth_api
+from safecity.core import auth_api, events_api
 from safecity.core.errors import SafeCityError
 from safecity.core.runtime import Runtime
+from safecity.dispatch import api as dispatch_api
+from safecity.dispatch.monitor import ResponseTimeMonitor
 from safecity.geo import api as geo_api
 from safecity.incidents import api as incidents_api
 from safecity.registry import api as registry_api
@@ -76,15 +78,21 @@ def create_app(
     runtime: Runtime,
     *,
     with_console: bool = True,
+    with_monitor: bool = True,
     on_startup: list[Callable[[Runtime], Any]] | None = None,
 ) -> FastAPI:
     """The ASGI app over `runtime`; `on_startup` hooks run once the server starts."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        monitor = ResponseTimeMonitor(runtime) if with_monitor else None
+        if monitor is not None:
+            monitor.start()
         for hook in on_startup or []:
             hook(runtime)
         yield
+        if monitor is not None:
+            monitor.stop()
 
     app = FastAPI(
         title="SafeCity",
@@ -103,6 +111,8 @@ def create_app(
     app.include_router(geo_api.router)
     app.include_router(registry_api.router)
     app.include_router(incidents_api.router)
+    app.include_router(dispatch_api.router)
+    app.include_router(events_api.router)
     if with_console:
         from safecity.console import mount_console
 

@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 import safecity.core.models
+import safecity.dispatch.models
 import safecity.geo.models
 import safecity.incidents.models
 import safecity.registry.models  # noqa: F401  (every table on Base.metadata)

@@ -108,7 +108,8 @@ class _ConsoleMount(Mount):
 def mount(app: FastAPI, runtime: Runtime) -> None:
     """Serve the console on `app` (after every API route, so none is shadowed)."""
     _STATE.runtime = runtime
-    _STATE.categories = {c.code: c.label for c in incidents.list_categories()}
+    with runtime.sessions() as session:
+        _STATE.categories = {t.code: t.label for t in incidents.list_types(session)}
     if not _STATE.pages_registered:
         _register_pages()
         _STATE.pages_registered = True

@@ -336,6 +336,14 @@ def ids_of(session: Session, *, jurisdiction_id: int) -> JurisdictionIds:
     )
 
 
+def area_type(session: Session, *, station_id: int) -> str:
+    """`urban` or `rural`: response-time targets differ by area type."""
+    row = session.get(Jurisdiction, station_id)
+    if row is None:
+        raise NotFound(f"jurisdiction {station_id} does not exist")
+    return row.area_type
+
+
 def list_jurisdictions(
     session: Session, *, level: Level | None = None, parent_id: int | None = None
 ) -> list[JurisdictionOut]:

@@ -1,62 +1,194 @@
-"""Incident intake and reading. The golden path: a call becomes a routed incident."""
+"""Incident logic: intake (calls, panic alerts, camera alerts), duplicate linking, the
+lifecycle with its audit trail, transfer, merge and split. No HTTP here."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
 from safecity.core.db import publish_after_commit
-from safecity.core.errors import InvalidInput, NotFound
+from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from safecity.geo import service as geo
-from safecity.incidents.categories import CATEGORIES
-from safecity.incidents.models import Incident, IncidentEvent
+from safecity.incidents.lifecycle import OPEN, STAMP, Status, check_transition
+from safecity.incidents.models import Call, Incident, IncidentEvent, IncidentType, ResponseTarget
 from safecity.incidents.schemas import (
     CallAccepted,
     CallIn,
-    CategoryOut,
+    CallOut,
     IncidentDetail,
     IncidentOut,
+    IncidentTypeIn,
+    IncidentTypeOut,
+    ResponseTargetIn,
+    ResponseTargetOut,
     TimelineEntry,
 )
+from safecity.incidents.types import compatible
+
+#: A new call this close in space and time to an open incident of a compatible type is
+#: linked to it instead of opening a new incident.
+DUPLICATE_RADIUS_M = 300.0
+DUPLICATE_WINDOW = timedelta(minutes=15)
+#: Prank calls from one number in this window before it is flagged to the call taker.
+PRANK_WINDOW = timedelta(days=30)
+PRANK_FLAG_AFTER = 2
+_M_PER_DEG = 111_195.0
 
 
-def list_categories() -> list[CategoryOut]:
-    return [
-        CategoryOut(code=c.code, label=c.label, priority=c.priority) for c in CATEGORIES.values()
-    ]
+# --------------------------------------------------------------------------- types
 
 
-def _check_category(code: str) -> int:
-    cat = CATEGORIES.get(code)
-    if cat is None:
-        raise InvalidInput(f"unknown category {code!r}; one of: {', '.join(sorted(CATEGORIES))}")
-    return cat.priority
+def list_types(session: Session, *, active_only: bool = False) -> list[IncidentTypeOut]:
+    q = select(IncidentType).order_by(IncidentType.priority, IncidentType.code)
+    if active_only:
+        q = q.where(IncidentType.active.is_(True))
+    return [IncidentTypeOut.model_validate(t) for t in session.scalars(q)]
+
+
+def set_type(
+    session: Session, *, code: str, type_in: IncidentTypeIn, actor: Principal
+) -> IncidentTypeOut:
+    """Create or change an incident type (command centre admin)."""
+    actor.require(Perm.USERS_ADMIN)
+    if not code.replace("_", "").isalnum() or not code.islower():
+        raise InvalidInput("type code must be lower-case letters, digits and _")
+    row = session.get(IncidentType, code) or IncidentType(code=code)
+    for k, v in type_in.model_dump().items():
+        setattr(row, k, v)
+    session.add(row)
+    session.flush()
+    return IncidentTypeOut.model_validate(row)
+
+
+def _type(session: Session, code: str) -> IncidentType:
+    row = session.get(IncidentType, code)
+    if row is None or not row.active:
+        known = session.scalars(
+            select(IncidentType.code)
+            .where(IncidentType.active.is_(True))
+            .order_by(IncidentType.code)
+        )
+        raise InvalidInput(f"unknown category {code!r}; one of: {', '.join(known)}")
+    return row
+
+
+def apco_codes(session: Session) -> dict[str, str]:
+    """Our type code -> APCO ANS 2.103 common incident type code."""
+    return {t.code: t.apco_code for t in session.scalars(select(IncidentType))}
+
+
+def list_targets(session: Session) -> list[ResponseTargetOut]:
+    rows = session.scalars(
+        select(ResponseTarget).order_by(ResponseTarget.priority, ResponseTarget.area_type)
+    )
+    return [ResponseTargetOut.model_validate(r) for r in rows]
+
+
+def set_target(
+    session: Session,
+    *,
+    priority: int,
+    area_type: str,
+    target_in: ResponseTargetIn,
+    actor: Principal,
+) -> ResponseTargetOut:
+    actor.require(Perm.USERS_ADMIN)
+    if priority not in (1, 2, 3, 4) or area_type not in ("urban", "rural"):
+        raise InvalidInput("priority must be 1-4 and area_type urban or rural")
+    if not target_in.acknowledge_s <= target_in.dispatch_s <= target_in.arrive_s:
+        raise InvalidInput("targets must grow: acknowledge_s <= dispatch_s <= arrive_s")
+    row = session.get(ResponseTarget, (priority, area_type)) or ResponseTarget(
+        priority=priority, area_type=area_type
+    )
+    for k, v in target_in.model_dump().items():
+        setattr(row, k, v)
+    session.add(row)
+    session.flush()
+    return ResponseTargetOut.model_validate(row)
+
+
+# --------------------------------------------------------------------------- intake
 
 
 def receive_call(
-    session: Session, *, call: CallIn, actor: Principal, now: datetime
+    session: Session,
+    *,
+    call: CallIn,
+    actor: Principal,
+    now: datetime,
+    source: str = "call",
+    priority: int | None = None,
 ) -> CallAccepted:
-    """Turn a helpline call into an incident routed to the station holding its location.
-
-    Idempotent by `external_id`: a repeat returns the incident made the first time. Commits."""
+    """Take in a report: link it to an open incident it duplicates, or open a new incident
+    routed to the station holding its location. Idempotent by `external_id`. Commits."""
     actor.require(Perm.CALLS_CREATE)
-    priority = _check_category(call.category)
+    itype = _type(session, call.category)
     if call.external_id is not None:
-        existing = _by_external_id(session, call.external_id)
+        existing = _call_by_external_id(session, call.external_id)
         if existing is not None:
-            return _accepted(session, existing, duplicate=True)
-    location = geo.locate_point(session, lon=call.lon, lat=call.lat)
-    incident = Incident(
-        external_id=call.external_id,
-        source="call",
-        category=call.category,
+            return _accepted(session, existing, duplicate_external=True)
+    geo.check_point(call.lon, call.lat)
+    prank = _repeat_prank_caller(session, call.caller_number, now)
+
+    target = None
+    if call.link_duplicates and itype.code != "prank":
+        target = _find_duplicate(session, call, now)
+    if target is not None:
+        row = _new_call(call, target.id, source, actor, now, duplicate=True)
+        session.add(row)
+        target.call_count += 1
+        target.updated_at = now
+        _append(
+            session,
+            target.id,
+            now,
+            "call_linked",
+            actor.name,
+            f"another {call.category} call from {call.caller_number} linked as duplicate",
+            {"caller_number": call.caller_number, "category": call.category},
+        )
+        publish_after_commit(session, "incidents.updated", _payload(target, "call_linked"))
+        return _commit_accepted(session, row, call, linked=True, prank=prank)
+
+    inc = _open_incident(
+        session,
+        call=call,
+        itype=itype,
+        source=source,
+        actor=actor,
+        now=now,
         priority=priority,
-        status="routed",
+        prank=prank,
+    )
+    row = _new_call(call, inc.id, source, actor, now, duplicate=False)
+    session.add(row)
+    return _commit_accepted(session, row, call, linked=False, prank=prank)
+
+
+def _open_incident(
+    session: Session,
+    *,
+    call: CallIn,
+    itype: IncidentType,
+    source: str,
+    actor: Principal,
+    now: datetime,
+    priority: int | None,
+    prank: bool = False,
+) -> Incident:
+    """A new incident routed to the station holding the call's location (flushed)."""
+    location = geo.locate_point(session, lon=call.lon, lat=call.lat)
+    inc = Incident(
+        source=source,
+        category=itype.code,
+        priority=priority or itype.priority,
+        status=Status.ROUTED.value,
         caller_number=call.caller_number,
         caller_name=call.caller_name,
         description=call.description,
@@ -67,29 +199,23 @@ def receive_call(
         tehsil_id=location.tehsil_id,
         district_id=location.district_id,
         province_id=location.province_id,
+        area_type=geo.area_type(session, station_id=location.station_id),
         inside_jurisdiction=location.inside,
+        call_count=1,
         received_at=now,
         routed_at=now,
         updated_at=now,
         created_by=actor.name,
     )
-    session.add(incident)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Another request took the same external_id in between: theirs is the incident.
-        session.rollback()
-        existing = _by_external_id(session, call.external_id or "")
-        if existing is None:
-            raise
-        return _accepted(session, existing, duplicate=True)
+    session.add(inc)
+    session.flush()
     _append(
         session,
-        incident,
+        inc.id,
         now,
         "received",
         actor.name,
-        f"{call.category} call from {call.caller_number}",
+        f"{source} ({itype.label}) from {call.caller_number}",
     )
     station = geo.get_jurisdiction(session, jurisdiction_id=location.station_id)
     note = f"routed to {station.name}"
@@ -97,86 +223,362 @@ def receive_call(
         note += f" (outside every jurisdiction; nearest station, {location.distance_m:.0f} m away)"
     _append(
         session,
-        incident,
+        inc.id,
         now,
         "routed",
         "system",
         note,
         {"station_id": location.station_id, "inside": location.inside},
     )
-    publish_after_commit(session, "incidents.created", _event_payload(incident, station.name))
-    session.commit()
-    return _accepted(session, incident, duplicate=False, station_name=station.name)
+    if prank:
+        _append(
+            session, inc.id, now, "flag", "system", f"{call.caller_number} made prank calls before"
+        )
+    publish_after_commit(session, "incidents.created", _payload(inc, "created", station.name))
+    return inc
 
 
-def _by_external_id(session: Session, external_id: str) -> Incident | None:
-    return session.scalar(select(Incident).where(Incident.external_id == external_id))
+def _commit_accepted(
+    session: Session, row: Call, call: CallIn, *, linked: bool, prank: bool
+) -> CallAccepted:
+    try:
+        session.flush()
+        session.commit()
+    except IntegrityError:
+        # Another request took the same external_id in between: theirs is the call.
+        session.rollback()
+        existing = _call_by_external_id(session, call.external_id or "")
+        if existing is None:
+            raise
+        return _accepted(session, existing, duplicate_external=True)
+    return _accepted(session, row, linked=linked, prank=prank)
+
+
+def _new_call(
+    call: CallIn,
+    incident_id: int,
+    source: str,
+    actor: Principal,
+    now: datetime,
+    *,
+    duplicate: bool,
+) -> Call:
+    return Call(
+        external_id=call.external_id,
+        incident_id=incident_id,
+        source=source,
+        category=call.category,
+        caller_number=call.caller_number,
+        caller_name=call.caller_name,
+        description=call.description,
+        lon=call.lon,
+        lat=call.lat,
+        linked_as_duplicate=duplicate,
+        received_at=now,
+        taken_by=actor.name,
+    )
+
+
+def _call_by_external_id(session: Session, external_id: str) -> Call | None:
+    return session.scalar(select(Call).where(Call.external_id == external_id))
 
 
 def _accepted(
-    session: Session, inc: Incident, *, duplicate: bool, station_name: str | None = None
+    session: Session,
+    row: Call,
+    *,
+    linked: bool | None = None,
+    prank: bool = False,
+    duplicate_external: bool = False,
 ) -> CallAccepted:
-    if station_name is None:
-        station_name = geo.get_jurisdiction(session, jurisdiction_id=inc.station_id).name
+    inc = session.get(Incident, row.incident_id)
+    assert inc is not None
+    station = geo.get_jurisdiction(session, jurisdiction_id=inc.station_id)
     return CallAccepted(
         incident_id=inc.id,
+        call_id=row.id,
         station_id=inc.station_id,
-        station_name=station_name,
+        station_name=station.name,
         district_id=inc.district_id,
         inside_jurisdiction=inc.inside_jurisdiction,
+        priority=inc.priority,
         status=inc.status,
-        duplicate_of_external_id=duplicate,
+        linked_to_existing=row.linked_as_duplicate if linked is None else linked,
+        duplicate_of_external_id=duplicate_external,
+        repeat_prank_caller=prank,
     )
 
 
-def _append(
-    session: Session,
-    inc: Incident,
-    at: datetime,
-    kind: str,
-    actor: str,
-    note: str = "",
-    data: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        IncidentEvent(incident_id=inc.id, at=at, kind=kind, actor=actor, note=note, data=data or {})
+def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    k = math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot((lon1 - lon2) * k, lat1 - lat2) * _M_PER_DEG
+
+
+def _find_duplicate(session: Session, call: CallIn, now: datetime) -> Incident | None:
+    """The nearest open incident of a compatible type within the radius and time window."""
+    dlat = DUPLICATE_RADIUS_M / _M_PER_DEG
+    dlon = dlat / max(math.cos(math.radians(call.lat)), 0.01)
+    q = select(Incident).where(
+        Incident.status.in_([s.value for s in OPEN]),
+        Incident.received_at >= now - DUPLICATE_WINDOW,
+        Incident.lat.between(call.lat - dlat, call.lat + dlat),
+        Incident.lon.between(call.lon - dlon, call.lon + dlon),
     )
+    best, best_d = None, DUPLICATE_RADIUS_M
+    for inc in session.scalars(q):
+        if not compatible(inc.category, call.category):
+            continue
+        d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
+        if d <= best_d:
+            best, best_d = inc, d
+    return best
 
 
-def _event_payload(inc: Incident, station_name: str) -> dict[str, Any]:
-    return {
-        "incident_id": inc.id,
-        "category": inc.category,
-        "priority": inc.priority,
-        "status": inc.status,
-        "lon": inc.lon,
-        "lat": inc.lat,
-        "station_id": inc.station_id,
-        "station_name": station_name,
-        "tehsil_id": inc.tehsil_id,
-        "district_id": inc.district_id,
-        "province_id": inc.province_id,
-        "received_at": inc.received_at.isoformat(),
-        "description": inc.description[:200],
-    }
+def _repeat_prank_caller(session: Session, number: str, now: datetime) -> bool:
+    n = session.scalar(
+        select(func.count())
+        .select_from(Call)
+        .join(Incident, Incident.id == Call.incident_id)
+        .where(
+            Call.caller_number == number,
+            Call.received_at >= now - PRANK_WINDOW,
+            Incident.category == "prank",
+        )
+    )
+    return bool(n and n >= PRANK_FLAG_AFTER)
+
+
+def split_call(session: Session, *, call_id: int, actor: Principal, now: datetime) -> CallAccepted:
+    """Undo a duplicate link: the call becomes an incident of its own. Commits."""
+    actor.require(Perm.CALLS_CREATE)
+    row = session.get(Call, call_id)
+    if row is None:
+        raise NotFound(f"call {call_id} does not exist")
+    if not row.linked_as_duplicate:
+        raise Conflict(
+            f"call {call_id} opened incident {row.incident_id}; there is nothing to split"
+        )
+    old = _incident(session, row.incident_id)
+    actor.require_covers(_where(old), f"incident {old.id}")
+    call = CallIn(
+        caller_number=row.caller_number or "000",
+        caller_name=row.caller_name,
+        lat=row.lat,
+        lon=row.lon,
+        category=row.category,
+        description=row.description,
+    )
+    inc = _open_incident(
+        session,
+        call=call,
+        itype=_type(session, row.category),
+        source=row.source,
+        actor=actor,
+        now=now,
+        priority=None,
+    )
+    row.incident_id, row.linked_as_duplicate = inc.id, False
+    old.call_count = max(1, old.call_count - 1)
+    old.updated_at = now
+    _append(
+        session,
+        old.id,
+        now,
+        "call_split",
+        actor.name,
+        f"call {call_id} split off into incident {inc.id}",
+    )
+    _append(session, inc.id, now, "split_from", actor.name, f"split off incident {old.id}")
+    publish_after_commit(session, "incidents.updated", _payload(old, "call_split"))
+    session.commit()
+    return _accepted(session, row, linked=False)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _incident(session: Session, incident_id: int) -> Incident:
+    inc = session.get(Incident, incident_id)
+    if inc is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    return inc
 
 
 def _where(inc: Incident) -> JurisdictionIds:
     return JurisdictionIds(inc.station_id, inc.tehsil_id, inc.district_id, inc.province_id)
 
 
+def change_status(
+    session: Session,
+    *,
+    incident_id: int,
+    status: str,
+    actor: Principal,
+    now: datetime,
+    note: str = "",
+    disposition: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> IncidentOut:
+    """Move an incident along its lifecycle; illegal steps are refused (409). Flushes; the
+    caller commits."""
+    actor.require(Perm.INCIDENTS_UPDATE)
+    inc = _incident(session, incident_id)
+    actor.require_covers(_where(inc), f"incident {incident_id}")
+    target = check_transition(inc.status, status, incident_id=incident_id)
+    if target is Status.RESOLVED and not disposition:
+        raise InvalidInput(
+            "a disposition is required to resolve (e.g. arrested, advised, "
+            "false_alarm, report_filed)"
+        )
+    previous = inc.status
+    inc.status = target.value
+    stamp = STAMP.get(target)
+    if stamp and getattr(inc, stamp) is None:
+        setattr(inc, stamp, now)
+    if disposition:
+        inc.disposition = disposition
+    inc.updated_at = now
+    _append(
+        session,
+        inc.id,
+        now,
+        target.value,
+        actor.name,
+        note,
+        {"from": previous, **({"disposition": disposition} if disposition else {}), **(data or {})},
+    )
+    publish_after_commit(session, "incidents.updated", _payload(inc, target.value))
+    session.flush()
+    return IncidentOut.model_validate(inc)
+
+
+def transfer(
+    session: Session,
+    *,
+    incident_id: int,
+    actor: Principal,
+    now: datetime,
+    reason: str,
+    station_id: int | None = None,
+    agency_name: str | None = None,
+) -> IncidentOut:
+    """Hand an incident to another station (it is routed there afresh) or to another agency
+    (it leaves our queue as `transferred`). Both sides see the hand-over. Flushes."""
+    actor.require(Perm.INCIDENTS_UPDATE)
+    if (station_id is None) == (agency_name is None):
+        raise InvalidInput("give exactly one of station_id or agency_code")
+    inc = _incident(session, incident_id)
+    actor.require_covers(_where(inc), f"incident {incident_id}")
+    before = _payload(inc, "transferred_out")
+    if agency_name is not None:
+        check_transition(inc.status, Status.TRANSFERRED, incident_id=incident_id)
+        inc.status, inc.transferred_to, inc.closed_at = Status.TRANSFERRED.value, agency_name, now
+        inc.updated_at = now
+        _append(
+            session,
+            inc.id,
+            now,
+            "transferred",
+            actor.name,
+            f"handed over to {agency_name}: {reason}",
+            {"agency": agency_name},
+        )
+        publish_after_commit(session, "incidents.updated", _payload(inc, "transferred"))
+        session.flush()
+        return IncidentOut.model_validate(inc)
+    assert station_id is not None
+    dest = geo.get_jurisdiction(session, jurisdiction_id=station_id)
+    if dest.level != "station":
+        raise InvalidInput(f"jurisdiction {station_id} is a {dest.level}, not a police station")
+    if dest.id == inc.station_id:
+        raise Conflict(f"incident {incident_id} is already with {dest.name}")
+    if inc.status not in (Status.ROUTED, Status.ACKNOWLEDGED):
+        raise Conflict(
+            f"incident {incident_id} is {inc.status}; only an incident not yet "
+            "dispatched can move to another station"
+        )
+    ids = geo.ids_of(session, jurisdiction_id=station_id)
+    old_station = inc.station_id
+    inc.station_id, inc.tehsil_id = station_id, ids.tehsil_id
+    inc.district_id, inc.province_id = ids.district_id, ids.province_id
+    inc.area_type = geo.area_type(session, station_id=station_id)
+    inc.status, inc.routed_at, inc.acknowledged_at = Status.ROUTED.value, now, None
+    inc.updated_at = now
+    _append(
+        session,
+        inc.id,
+        now,
+        "transferred",
+        actor.name,
+        f"moved to {dest.name}: {reason}",
+        {"from_station_id": old_station, "to_station_id": station_id},
+    )
+    publish_after_commit(session, "incidents.updated", before)
+    publish_after_commit(session, "incidents.updated", _payload(inc, "transferred_in", dest.name))
+    session.flush()
+    return IncidentOut.model_validate(inc)
+
+
+def merge(
+    session: Session,
+    *,
+    incident_id: int,
+    into_id: int,
+    actor: Principal,
+    now: datetime,
+    note: str = "",
+) -> IncidentOut:
+    """Close `incident_id` as a duplicate of `into_id`, moving its calls there. Flushes."""
+    if incident_id == into_id:
+        raise InvalidInput("an incident cannot be merged into itself")
+    target = _incident(session, into_id)
+    actor.require_covers(_where(target), f"incident {into_id}")
+    if target.status not in {s.value for s in OPEN}:
+        raise Conflict(f"incident {into_id} is {target.status}; merge into an open incident")
+    out = change_status(
+        session,
+        incident_id=incident_id,
+        status=Status.MERGED,
+        actor=actor,
+        now=now,
+        note=note or f"merged into incident {into_id}",
+        data={"into": into_id},
+    )
+    inc = _incident(session, incident_id)
+    inc.merged_into_id = into_id
+    moved = 0
+    for c in session.scalars(select(Call).where(Call.incident_id == incident_id)):
+        c.incident_id, c.linked_as_duplicate = into_id, True
+        moved += 1
+    target.call_count += moved
+    target.updated_at = now
+    _append(
+        session,
+        into_id,
+        now,
+        "merged_in",
+        actor.name,
+        f"incident {incident_id} merged in with {moved} call(s)",
+    )
+    session.flush()
+    return out.model_copy(update={"merged_into_id": into_id})
+
+
+# --------------------------------------------------------------------------- reading
+
+
 def get_incident(session: Session, *, incident_id: int, actor: Principal) -> IncidentDetail:
-    """One incident with its timeline; 403 outside the caller's jurisdiction."""
+    """One incident with its timeline and calls; 403 outside the caller's jurisdiction."""
     actor.require(Perm.INCIDENTS_READ)
-    inc = session.get(Incident, incident_id)
-    if inc is None:
-        raise NotFound(f"incident {incident_id} does not exist")
+    inc = _incident(session, incident_id)
     actor.require_covers(_where(inc), f"incident {incident_id}")
     events = session.scalars(
         select(IncidentEvent).where(IncidentEvent.incident_id == inc.id).order_by(IncidentEvent.id)
     )
+    calls = session.scalars(select(Call).where(Call.incident_id == inc.id).order_by(Call.id))
     detail = IncidentDetail.model_validate(inc)
     detail.timeline = [TimelineEntry.model_validate(e) for e in events]
+    detail.calls = [CallOut.model_validate(c) for c in calls]
     return detail
 
 
@@ -185,27 +587,101 @@ def list_incidents(
     *,
     actor: Principal,
     status: str | None = None,
+    open_only: bool = False,
     station_id: int | None = None,
     district_id: int | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
 ) -> list[IncidentOut]:
     """Newest first, only those inside the caller's jurisdiction."""
     actor.require(Perm.INCIDENTS_READ)
-    if not 1 <= limit <= 1000:
-        raise InvalidInput("limit must be between 1 and 1000")
+    if not 1 <= limit <= 100_000:
+        raise InvalidInput("limit must be between 1 and 100000")
     q = select(Incident).order_by(Incident.id.desc()).limit(limit)
     if actor.scope_level != "all":
         q = q.where(getattr(Incident, f"{actor.scope_level}_id") == actor.scope_id)
     if status is not None:
         q = q.where(Incident.status == status)
+    if open_only:
+        q = q.where(Incident.status.in_([s.value for s in OPEN]))
     if station_id is not None:
         q = q.where(Incident.station_id == station_id)
     if district_id is not None:
         q = q.where(Incident.district_id == district_id)
     if since is not None:
         q = q.where(Incident.received_at >= since)
+    if until is not None:
+        q = q.where(Incident.received_at < until)
     return [IncidentOut.model_validate(i) for i in session.scalars(q)]
+
+
+def open_incidents(session: Session) -> list[IncidentOut]:
+    """Every open incident (for the response-time monitor), oldest first."""
+    q = select(Incident).where(Incident.status.in_([s.value for s in OPEN])).order_by(Incident.id)
+    return [IncidentOut.model_validate(i) for i in session.scalars(q)]
+
+
+def incident_for_system(session: Session, *, incident_id: int) -> IncidentOut:
+    """An incident read by the system itself (timers, dispatch), without a user scope."""
+    return IncidentOut.model_validate(_incident(session, incident_id))
+
+
+def add_note(
+    session: Session,
+    *,
+    incident_id: int,
+    actor: Principal,
+    now: datetime,
+    kind: str,
+    note: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append a timeline entry written by another domain (dispatch, alerts). Flushes."""
+    inc = _incident(session, incident_id)
+    if not actor.covers(_where(inc)):
+        raise Forbidden(f"incident {incident_id} is outside your jurisdiction")
+    _append(session, incident_id, now, kind, actor.name, note, data)
+    publish_after_commit(session, "incidents.updated", _payload(inc, kind))
+
+
+def _append(
+    session: Session,
+    incident_id: int,
+    at: datetime,
+    kind: str,
+    actor: str,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        IncidentEvent(
+            incident_id=incident_id, at=at, kind=kind, actor=actor, note=note, data=data or {}
+        )
+    )
+
+
+def _payload(inc: Incident, change: str, station_name: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "incident_id": inc.id,
+        "change": change,
+        "category": inc.category,
+        "priority": inc.priority,
+        "status": inc.status,
+        "lon": inc.lon,
+        "lat": inc.lat,
+        "station_id": inc.station_id,
+        "tehsil_id": inc.tehsil_id,
+        "district_id": inc.district_id,
+        "province_id": inc.province_id,
+        "call_count": inc.call_count,
+        "received_at": inc.received_at.isoformat(),
+        "updated_at": inc.updated_at.isoformat(),
+        "description": inc.description[:200],
+    }
+    if station_name is not None:
+        out["station_name"] = station_name
+    return out
 
 
 def visible_to(actor: Principal, payload: dict[str, Any]) -> bool:

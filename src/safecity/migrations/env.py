@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import safecity.core.models
+import safecity.dispatch.models
 import safecity.geo.models
 import safecity.incidents.models
 import safecity.registry.models  # noqa: F401  (registers every table on Base.metadata)

@@ -8,8 +8,9 @@ import io
 from datetime import datetime
 from typing import Any, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from safecity.core.db import Base, publish_after_commit
@@ -74,6 +75,14 @@ def create_agency(session: Session, *, agency_in: AgencyIn) -> AgencyOut:
     session.add(row)
     session.flush()
     _changed(session, "agency", row.id, "created")
+    return AgencyOut.model_validate(row)
+
+
+def get_agency(session: Session, *, code: str) -> AgencyOut:
+    row = _by_code(session, Agency, code)
+    if row is None:
+        known = ", ".join(a.code for a in list_agencies(session))
+        raise InvalidInput(f"agency {code!r} is not known; one of: {known}")
     return AgencyOut.model_validate(row)
 
 
@@ -269,6 +278,98 @@ def move_unit(session: Session, *, unit_id: int, lon: float, lat: float, at: dat
         },
     )
     return UnitOut.model_validate(row)
+
+
+def set_unit_status(session: Session, *, unit_id: int, status: str, now: datetime) -> UnitOut:
+    """Dispatch's view of a unit changed (available, dispatched, en route...). Flushes."""
+    row = _get(session, Unit, unit_id)
+    UnitUpdate.model_validate({"status": status})  # refuses an unknown status name
+    row.status = status
+    row.updated_at = now
+    publish_after_commit(
+        session,
+        "units.status",
+        {
+            "id": row.id,
+            "callsign": row.callsign,
+            "status": status,
+            "lon": row.lon,
+            "lat": row.lat,
+            "station_id": row.station_id,
+            "district_id": row.district_id,
+        },
+    )
+    session.flush()
+    return UnitOut.model_validate(row)
+
+
+def record_positions(
+    session: Session, *, positions: list[tuple[int, float, float, datetime]]
+) -> list[tuple[int, float, float, datetime]]:
+    """Many GPS fixes at once (unit_id, lon, lat, at), located in one vectorised lookup and
+    written in one statement. Unknown units are refused whole. Returns what was stored."""
+    if not positions:
+        return []
+    ids = sorted({p[0] for p in positions})
+    known = set(session.scalars(select(Unit.id).where(Unit.id.in_(ids))))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise NotFound(f"unknown unit id(s): {', '.join(map(str, missing[:20]))}")
+    latest: dict[int, tuple[int, float, float, datetime]] = {}
+    for p in positions:  # a batch may hold several fixes of one unit: keep the newest
+        if p[0] not in latest or p[3] >= latest[p[0]][3]:
+            latest[p[0]] = p
+    rows = list(latest.values())
+    for _, lon, lat, _ in rows:
+        geo.check_point(lon, lat)
+    locator = geo.station_locator(session)
+    st_ids, _inside = locator.locate_many(
+        np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    )
+    stations = {s: geo.ids_of(session, jurisdiction_id=int(s)) for s in set(st_ids.tolist())}
+    params = []
+    for (uid, lon, lat, at), sid in zip(rows, st_ids.tolist(), strict=True):
+        ids_ = stations[sid]
+        params.append(
+            {
+                "b_id": uid,
+                "lon": lon,
+                "lat": lat,
+                "last_seen": at,
+                "station_id": sid,
+                "tehsil_id": ids_.tehsil_id,
+                "district_id": ids_.district_id,
+            }
+        )
+    table = Unit.__table__
+    assert isinstance(table, Table)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            lon=bindparam("lon"),
+            lat=bindparam("lat"),
+            last_seen=bindparam("last_seen"),
+            station_id=bindparam("station_id"),
+            tehsil_id=bindparam("tehsil_id"),
+            district_id=bindparam("district_id"),
+        )
+    )
+    session.connection().execute(stmt, params)
+    for q in params:
+        publish_after_commit(
+            session,
+            "units.location",
+            {
+                "id": q["b_id"],
+                "lon": q["lon"],
+                "lat": q["lat"],
+                "station_id": q["station_id"],
+                "district_id": q["district_id"],
+                "at": q["last_seen"].isoformat(),
+            },
+        )
+    return rows
 
 
 def delete_unit(session: Session, *, unit_id: int) -> None:

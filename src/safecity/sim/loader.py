@@ -45,8 +45,11 @@ def demo_loaded(session: Session) -> bool:
     return bool(geo.list_jurisdictions(session, level="station"))
 
 
-def load_demo_city(runtime: Runtime, city: DemoCity, *, password: str) -> dict[str, int]:
-    """Write the whole demo province in one transaction (all or nothing)."""
+def load_demo_city(
+    runtime: Runtime, city: DemoCity, *, password: str, with_cameras: bool = True
+) -> dict[str, int]:
+    """Write the whole demo province in one transaction (all or nothing). Without cameras
+    (and their sites and the officers) it is a quick fixture for dispatch tests."""
     now = runtime.clock.now()
     with runtime.sessions() as session, session.begin():
         layers: tuple[tuple[Level, tuple[Area, ...]], ...] = (
@@ -65,13 +68,13 @@ def load_demo_city(runtime: Runtime, city: DemoCity, *, password: str) -> dict[s
         ids = {j.code: j.id for j in geo.list_jurisdictions(session)}
         for agency in AGENCIES:
             registry.create_agency(session, agency_in=agency)
-        for s in city.sites:
+        for s in city.sites if with_cameras else ():
             registry.create_site(
                 session,
                 now=now,
                 site_in=SiteIn(code=s.code, name=s.name, kind=s.kind, lon=s.lon, lat=s.lat),
             )
-        for c in city.cameras:
+        for c in city.cameras if with_cameras else ():
             registry.create_camera(
                 session,
                 now=now,
@@ -100,7 +103,7 @@ def load_demo_city(runtime: Runtime, city: DemoCity, *, password: str) -> dict[s
                     agency_code="KPP",
                 ),
             )
-        for o in city.officers:
+        for o in city.officers if with_cameras else ():
             registry.create_officer(
                 session,
                 officer_in=OfficerIn(

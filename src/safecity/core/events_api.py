@@ -1,0 +1,89 @@
+"""Live events for outside clients: `GET /api/v1/events/stream` as Server-Sent Events.
+
+A console on another machine, a wall display or a partner agency's system subscribes to
+bus subjects and receives each event within milliseconds; events that carry jurisdiction
+ids are filtered to the caller's scope."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from safecity.core.auth import JurisdictionIds, Perm, Principal
+from safecity.core.bus import validate_subject
+from safecity.core.deps import CurrentUser, RuntimeDep
+from safecity.core.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+def in_scope(principal: Principal, data: dict[str, Any]) -> bool:
+    """Events naming a jurisdiction reach only callers whose scope covers it."""
+    ids = JurisdictionIds(
+        data.get("station_id"),
+        data.get("tehsil_id"),
+        data.get("district_id"),
+        data.get("province_id"),
+    )
+    if ids == JurisdictionIds():
+        return True
+    return principal.covers(ids)
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: CurrentUser,
+    subjects: Annotated[
+        list[str] | None, Query(description="Subject filters (default incidents.>)")
+    ] = None,
+) -> StreamingResponse:
+    principal.require(Perm.INCIDENTS_READ)
+    subjects = subjects or ["incidents.>"]
+    if not 1 <= len(subjects) <= 10:
+        raise InvalidInput("give 1 to 10 subject filters")
+    for s in subjects:
+        try:
+            validate_subject(s, allow_wildcards=True)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    subs = [runtime.bus.subscribe(s, ack_wait=3600) for s in subjects]
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b": connected\n\n"
+            while not await request.is_disconnected():
+                got = False
+                for sub in subs:
+                    for msg in await sub.fetch_async(batch=500, timeout=0 if got else 0.5):
+                        msg.ack()
+                        got = True
+                        if in_scope(principal, msg.data):
+                            body = json.dumps(
+                                {
+                                    "subject": msg.subject,
+                                    "seq": msg.event.seq,
+                                    "time": msg.event.time.isoformat(),
+                                    "data": msg.data,
+                                },
+                                separators=(",", ":"),
+                            )
+                            yield f"id: {msg.event.seq}\ndata: {body}\n\n".encode()
+                if not got:
+                    yield b": keep-alive\n\n"
+                await asyncio.sleep(0)
+        finally:
+            for sub in subs:
+                sub.close()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

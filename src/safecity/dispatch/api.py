@@ -1,0 +1,223 @@
+"""Dispatch routes: recommendations, dispatch, unit steps and GPS, alerts, panic,
+response-time reports and KPIs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from safecity.core.auth import Perm
+from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
+from safecity.core.errors import InvalidInput
+from safecity.dispatch import service
+from safecity.dispatch.schemas import (
+    AlertOut,
+    AssignmentOut,
+    DispatchIn,
+    DistrictKpi,
+    PanicAccepted,
+    PanicDeviceCreated,
+    PanicDeviceIn,
+    PanicIn,
+    Ping,
+    PingIn,
+    PingsAccepted,
+    Recommendation,
+    ResponseTimeRow,
+    UnitStatusIn,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["dispatch"])
+
+
+@router.get("/incidents/{incident_id}/recommendations", response_model=list[Recommendation])
+def recommendations(
+    incident_id: int,
+    session: SessionDep,
+    principal: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> list[Recommendation]:
+    """Nearest available units by estimated travel time."""
+    return service.recommend_units(session, incident_id=incident_id, actor=principal, limit=limit)
+
+
+@router.post(
+    "/incidents/{incident_id}/dispatch", response_model=list[AssignmentOut], status_code=201
+)
+def dispatch(
+    incident_id: int,
+    body: DispatchIn,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    principal: CurrentUser,
+) -> list[AssignmentOut]:
+    out = service.dispatch_units(
+        session,
+        incident_id=incident_id,
+        unit_ids=body.unit_ids,
+        actor=principal,
+        now=runtime.clock.now(),
+        note=body.note,
+    )
+    session.commit()
+    return out
+
+
+@router.get("/incidents/{incident_id}/assignments", response_model=list[AssignmentOut])
+def incident_assignments(
+    incident_id: int, session: SessionDep, principal: CurrentUser
+) -> list[AssignmentOut]:
+    from safecity.incidents import service as incidents
+
+    incidents.get_incident(session, incident_id=incident_id, actor=principal)  # scope check
+    return service.assignments_of(session, incident_id=incident_id)
+
+
+@router.get(
+    "/units/{unit_id}/assignments",
+    response_model=list[AssignmentOut],
+    dependencies=[requires(Perm.REGISTRY_READ)],
+)
+def unit_assignments(
+    unit_id: int, session: SessionDep, active_only: bool = True
+) -> list[AssignmentOut]:
+    return service.assignments_of(session, unit_id=unit_id, active_only=active_only)
+
+
+@router.post("/units/{unit_id}/status", response_model=AssignmentOut)
+def unit_status(
+    unit_id: int,
+    body: UnitStatusIn,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    principal: CurrentUser,
+) -> AssignmentOut:
+    """The unit reports en route, on scene or cleared (field app, radio via dispatcher)."""
+    out = service.unit_step(
+        session,
+        unit_id=unit_id,
+        step=body.status,
+        actor=principal,
+        now=runtime.clock.now(),
+        incident_id=body.incident_id,
+        disposition=body.disposition,
+        note=body.note,
+    )
+    session.commit()
+    return out
+
+
+@router.post(
+    "/units/{unit_id}/location",
+    response_model=PingsAccepted,
+    status_code=202,
+    dependencies=[requires(Perm.INCIDENTS_READ)],
+)
+def unit_location(
+    unit_id: int, body: PingIn, runtime: RuntimeDep, session: SessionDep
+) -> PingsAccepted:
+    """One GPS fix of a unit."""
+    n = service.ingest_pings(
+        session, pings=[Ping(unit_id=unit_id, **body.model_dump())], now=runtime.clock.now()
+    )
+    session.commit()
+    return PingsAccepted(accepted=n)
+
+
+@router.post(
+    "/units/locations",
+    response_model=PingsAccepted,
+    status_code=202,
+    dependencies=[requires(Perm.INCIDENTS_READ)],
+)
+def unit_locations(body: list[Ping], runtime: RuntimeDep, session: SessionDep) -> PingsAccepted:
+    """A batch of GPS fixes (an AVL gateway)."""
+    n = service.ingest_pings(session, pings=body, now=runtime.clock.now())
+    session.commit()
+    return PingsAccepted(accepted=n)
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+def alerts(session: SessionDep, principal: CurrentUser, open_only: bool = True) -> list[AlertOut]:
+    return service.list_alerts(session, actor=principal, open_only=open_only)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+def acknowledge(
+    alert_id: int, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
+) -> AlertOut:
+    out = service.acknowledge_alert(
+        session, alert_id=alert_id, actor=principal, now=runtime.clock.now()
+    )
+    session.commit()
+    return out
+
+
+@router.post("/panic-devices", response_model=PanicDeviceCreated, status_code=201)
+def add_panic_device(
+    body: PanicDeviceIn, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
+) -> PanicDeviceCreated:
+    out = service.register_panic_device(
+        session, device_in=body, actor=principal, now=runtime.clock.now()
+    )
+    session.commit()
+    return out
+
+
+@router.post("/panic", response_model=PanicAccepted, status_code=201, tags=["panic"])
+def panic(
+    body: PanicIn,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    x_device_key: Annotated[str | None, Header()] = None,
+) -> PanicAccepted:
+    """A panic button press from a registered device (header X-Device-Key)."""
+    if not x_device_key:
+        raise InvalidInput("send the device key in the X-Device-Key header")
+    return service.panic(session, device_key=x_device_key, panic_in=body, now=runtime.clock.now())
+
+
+def _day(value: str, name: str) -> datetime:
+    try:
+        return datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(), UTC)
+    except ValueError:
+        raise InvalidInput(f"`{name}` must be a date YYYY-MM-DD, not {value!r}") from None
+
+
+@router.get(
+    "/reports/response-times",
+    response_model=list[ResponseTimeRow],
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def response_times(
+    session: SessionDep,
+    principal: CurrentUser,
+    from_: Annotated[str, Query(alias="from", description="First day, YYYY-MM-DD")],
+    to: Annotated[str, Query(description="Last day (inclusive), YYYY-MM-DD")],
+    group_by: Literal["district", "station"] = "district",
+    format: Literal["json", "csv"] = "json",
+) -> list[ResponseTimeRow] | Response:
+    rows = service.response_time_report(
+        session,
+        actor=principal,
+        since=_day(from_, "from"),
+        until=_day(to, "to") + timedelta(days=1),
+        group_by=group_by,
+    )
+    if format == "csv":
+        return PlainTextResponse(
+            service.report_csv(rows),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="response-times_{from_}_{to}.csv"'
+            },
+        )
+    return rows
+
+
+@router.get("/kpis", response_model=list[DistrictKpi])
+def kpis(runtime: RuntimeDep, session: SessionDep, principal: CurrentUser) -> list[DistrictKpi]:
+    return service.district_kpis(session, actor=principal, now=runtime.clock.now())

@@ -1,0 +1,752 @@
+"""Dispatch logic: recommend and send units, follow them (AVL and status steps), watch
+every open incident against its response-time targets and escalate through four levels,
+take panic alerts, and report response times. No HTTP here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from safecity.core.auth import JurisdictionIds, Perm, Principal, Role
+from safecity.core.db import publish_after_commit
+from safecity.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from safecity.dispatch.models import Assignment, PanicDevice, ResponseAlert, UnitPosition
+from safecity.dispatch.schemas import (
+    AlertOut,
+    AssignmentOut,
+    DistrictKpi,
+    PanicAccepted,
+    PanicDeviceCreated,
+    PanicDeviceIn,
+    PanicIn,
+    Ping,
+    Recommendation,
+    ResponseTimeRow,
+)
+from safecity.geo import service as geo
+from safecity.incidents import service as incidents
+from safecity.incidents.schemas import CallIn, IncidentOut
+from safecity.registry import service as registry
+from safecity.registry.schemas import UnitOut
+
+#: The system itself, for steps nobody typed (timers, panic intake).
+SYSTEM = Principal(subject="system:dispatch", name="system", role=Role.ADMIN)
+_M_PER_DEG = 111_195.0
+
+# --------------------------------------------------------------------------- travel time
+
+
+class TravelTimeEstimator(Protocol):
+    """Seconds for a unit to reach a point. The straight-line estimate below is the
+    default; a road-network router (OSRM, Valhalla, pgRouting) can replace it."""
+
+    def eta_s(self, unit: UnitOut, lon: float, lat: float) -> tuple[float, float]:
+        """(distance in metres, travel time in seconds)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StraightLineEstimator:
+    #: Roads are longer than the crow flies; 1.4 is typical of a dense South Asian city.
+    road_factor: float = 1.4
+    #: Average speeds in city traffic, km/h.
+    speed_kmh: tuple[tuple[str, float], ...] = (
+        ("patrol_car", 30.0),
+        ("motorcycle", 35.0),
+        ("foot", 5.0),
+    )
+
+    def eta_s(self, unit: UnitOut, lon: float, lat: float) -> tuple[float, float]:
+        k = math.cos(math.radians((unit.lat + lat) / 2))
+        d = math.hypot((unit.lon - lon) * k, unit.lat - lat) * _M_PER_DEG
+        speed = dict(self.speed_kmh).get(unit.kind, 25.0) / 3.6
+        return d, d * self.road_factor / speed
+
+
+ESTIMATOR: TravelTimeEstimator = StraightLineEstimator()
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _incident_scoped(session: Session, incident_id: int, actor: Principal) -> IncidentOut:
+    return incidents.get_incident(session, incident_id=incident_id, actor=actor)
+
+
+def recommend_units(
+    session: Session, *, incident_id: int, actor: Principal, limit: int = 5
+) -> list[Recommendation]:
+    """Nearest available units by estimated travel time; the incident's own station first
+    among equals."""
+    inc = _incident_scoped(session, incident_id, actor)
+    return _recommend(session, inc.lon, inc.lat, inc.station_id, limit)
+
+
+def _recommend(
+    session: Session, lon: float, lat: float, station_id: int, limit: int
+) -> list[Recommendation]:
+    recs = []
+    for u in registry.list_units(session, status="available"):
+        dist, eta = ESTIMATOR.eta_s(u, lon, lat)
+        recs.append(
+            Recommendation(
+                unit_id=u.id,
+                callsign=u.callsign,
+                kind=u.kind,
+                status=u.status,
+                home_station_id=u.home_station_id,
+                distance_m=round(dist, 1),
+                eta_s=round(eta, 1),
+                same_station=u.home_station_id == station_id,
+            )
+        )
+    recs.sort(key=lambda r: (r.eta_s, not r.same_station))
+    return recs[:limit]
+
+
+def dispatch_units(
+    session: Session,
+    *,
+    incident_id: int,
+    unit_ids: Sequence[int],
+    actor: Principal,
+    now: datetime,
+    note: str = "",
+) -> list[AssignmentOut]:
+    """Send units to an incident. An available unit goes at once; a busy one gets the job
+    queued (stacked) for when it clears. The first unit sent marks the incident dispatched.
+    Flushes; the caller commits."""
+    actor.require(Perm.INCIDENTS_UPDATE)
+    inc = _incident_scoped(session, incident_id, actor)
+    if inc.status not in ("routed", "acknowledged", "dispatched", "en_route", "on_scene"):
+        raise Conflict(f"incident {incident_id} is {inc.status}; units can no longer be sent")
+    if len(set(unit_ids)) != len(unit_ids):
+        raise InvalidInput("a unit is listed twice")
+    out = []
+    for unit_id in unit_ids:
+        unit = registry.get_unit(session, unit_id=unit_id)
+        if unit.status == "off_duty":
+            raise Conflict(f"unit {unit.callsign} is off duty")
+        existing = session.scalar(
+            select(Assignment).where(
+                Assignment.incident_id == incident_id,
+                Assignment.unit_id == unit_id,
+                Assignment.status.in_(["queued", "assigned", "en_route", "on_scene"]),
+            )
+        )
+        if existing is not None:
+            raise Conflict(f"unit {unit.callsign} is already assigned to incident {incident_id}")
+        busy = _active_assignment(session, unit_id) is not None or unit.status != "available"
+        _dist, eta = ESTIMATOR.eta_s(unit, inc.lon, inc.lat)
+        a = Assignment(
+            incident_id=incident_id,
+            unit_id=unit_id,
+            status="queued" if busy else "assigned",
+            assigned_at=now,
+            activated_at=None if busy else now,
+            assigned_by=actor.name,
+            eta_s=round(eta, 1),
+        )
+        session.add(a)
+        session.flush()
+        if not busy:
+            registry.set_unit_status(session, unit_id=unit_id, status="dispatched", now=now)
+        incidents.add_note(
+            session,
+            incident_id=incident_id,
+            actor=actor,
+            now=now,
+            kind="unit_queued" if busy else "unit_dispatched",
+            note=f"{unit.callsign} {'queued (busy)' if busy else 'dispatched'}, "
+            f"ETA {eta / 60:.0f} min" + (f": {note}" if note else ""),
+            data={"unit_id": unit_id, "assignment_id": a.id, "eta_s": round(eta, 1)},
+        )
+        out.append(AssignmentOut.model_validate(a))
+    if inc.status in ("routed", "acknowledged") and any(a.status == "assigned" for a in out):
+        incidents.change_status(
+            session, incident_id=incident_id, status="dispatched", actor=actor, now=now, note=note
+        )
+    publish_after_commit(
+        session,
+        "dispatch.assignments",
+        {
+            "incident_id": incident_id,
+            "station_id": inc.station_id,
+            "tehsil_id": inc.tehsil_id,
+            "district_id": inc.district_id,
+            "province_id": inc.province_id,
+            "unit_ids": list(unit_ids),
+        },
+    )
+    return out
+
+
+def _active_assignment(session: Session, unit_id: int) -> Assignment | None:
+    return session.scalar(
+        select(Assignment)
+        .where(
+            Assignment.unit_id == unit_id,
+            Assignment.status.in_(["assigned", "en_route", "on_scene"]),
+        )
+        .order_by(Assignment.id)
+    )
+
+
+_STEP_ORDER = {"assigned": 0, "en_route": 1, "on_scene": 2, "cleared": 3}
+
+
+def unit_step(
+    session: Session,
+    *,
+    unit_id: int,
+    step: str,
+    actor: Principal,
+    now: datetime,
+    incident_id: int | None = None,
+    disposition: str | None = None,
+    note: str = "",
+) -> AssignmentOut:
+    """A unit reports en route, on scene or cleared (from the field app or the board). The
+    incident follows: first unit en route / on scene moves it; the last unit clearing with a
+    disposition resolves it. Flushes."""
+    actor.require(Perm.INCIDENTS_UPDATE)
+    if step not in ("en_route", "on_scene", "cleared"):
+        raise InvalidInput("status must be en_route, on_scene or cleared")
+    unit = registry.get_unit(session, unit_id=unit_id)
+    q = select(Assignment).where(
+        Assignment.unit_id == unit_id, Assignment.status.in_(["assigned", "en_route", "on_scene"])
+    )
+    if incident_id is not None:
+        q = q.where(Assignment.incident_id == incident_id)
+    a = session.scalar(q.order_by(Assignment.id))
+    if a is None:
+        raise Conflict(
+            f"unit {unit.callsign} has no active assignment"
+            + (f" on incident {incident_id}" if incident_id else "")
+        )
+    if _STEP_ORDER[step] <= _STEP_ORDER[a.status]:
+        raise Conflict(
+            f"unit {unit.callsign} is already {a.status} on incident "
+            f"{a.incident_id}; it cannot go back to {step}"
+        )
+    inc = _incident_scoped(session, a.incident_id, actor)
+    setattr(a, f"{step}_at" if step != "cleared" else "cleared_at", now)
+    a.status = step
+    incidents.add_note(
+        session,
+        incident_id=a.incident_id,
+        actor=actor,
+        now=now,
+        kind=f"unit_{step}",
+        note=f"{unit.callsign} {step.replace('_', ' ')}" + (f": {note}" if note else ""),
+        data={"unit_id": unit_id},
+    )
+    if step == "en_route":
+        registry.set_unit_status(session, unit_id=unit_id, status="en_route", now=now)
+        if inc.status in ("dispatched",):
+            incidents.change_status(
+                session, incident_id=inc.incident_id, status="en_route", actor=actor, now=now
+            )
+    elif step == "on_scene":
+        registry.set_unit_status(session, unit_id=unit_id, status="on_scene", now=now)
+        if inc.status in ("dispatched", "en_route"):
+            incidents.change_status(
+                session, incident_id=inc.incident_id, status="on_scene", actor=actor, now=now
+            )
+    else:
+        _clear(session, a, unit, actor, now, disposition, inc)
+    session.flush()
+    return AssignmentOut.model_validate(a)
+
+
+def _clear(
+    session: Session,
+    a: Assignment,
+    unit: UnitOut,
+    actor: Principal,
+    now: datetime,
+    disposition: str | None,
+    inc: IncidentOut,
+) -> None:
+    others = session.scalar(
+        select(Assignment.id).where(
+            Assignment.incident_id == a.incident_id,
+            Assignment.id != a.id,
+            Assignment.status.in_(["assigned", "en_route", "on_scene"]),
+        )
+    )
+    if others is None and disposition and inc.status == "on_scene":
+        incidents.change_status(
+            session,
+            incident_id=inc.incident_id,
+            status="resolved",
+            actor=actor,
+            now=now,
+            disposition=disposition,
+        )
+    nxt = session.scalar(
+        select(Assignment)
+        .where(Assignment.unit_id == unit.id, Assignment.status == "queued")
+        .order_by(Assignment.id)
+    )
+    if nxt is None:
+        registry.set_unit_status(session, unit_id=unit.id, status="available", now=now)
+        return
+    nxt.status, nxt.activated_at = "assigned", now
+    registry.set_unit_status(session, unit_id=unit.id, status="dispatched", now=now)
+    incidents.add_note(
+        session,
+        incident_id=nxt.incident_id,
+        actor=SYSTEM,
+        now=now,
+        kind="unit_dispatched",
+        note=f"{unit.callsign} cleared its last job and is now on its way",
+        data={"unit_id": unit.id, "assignment_id": nxt.id},
+    )
+    queued_inc = incidents.incident_for_system(session, incident_id=nxt.incident_id)
+    if queued_inc.status in ("routed", "acknowledged"):
+        incidents.change_status(
+            session, incident_id=nxt.incident_id, status="dispatched", actor=SYSTEM, now=now
+        )
+
+
+def assignments_of(
+    session: Session,
+    *,
+    incident_id: int | None = None,
+    unit_id: int | None = None,
+    active_only: bool = False,
+) -> list[AssignmentOut]:
+    q = select(Assignment).order_by(Assignment.id)
+    if incident_id is not None:
+        q = q.where(Assignment.incident_id == incident_id)
+    if unit_id is not None:
+        q = q.where(Assignment.unit_id == unit_id)
+    if active_only:
+        q = q.where(Assignment.status.in_(["queued", "assigned", "en_route", "on_scene"]))
+    return [AssignmentOut.model_validate(a) for a in session.scalars(q)]
+
+
+def ingest_pings(session: Session, *, pings: Sequence[Ping], now: datetime) -> int:
+    """GPS fixes from units (one or a batch): the units' positions are updated and every fix
+    is kept as AVL history. Flushes; the caller commits."""
+    if not pings:
+        return 0
+    if len(pings) > 10_000:
+        raise InvalidInput("at most 10000 positions per batch")
+    rows = [(p.unit_id, p.lon, p.lat, p.at or now) for p in pings]
+    for _, _, _, at in rows:
+        if at.tzinfo is None:
+            raise InvalidInput("position time must carry a time zone (e.g. 2026-11-23T10:00Z)")
+        if at > now + timedelta(minutes=5):
+            raise InvalidInput(f"position time {at.isoformat()} is in the future")
+    registry.record_positions(session, positions=rows)
+    session.execute(
+        insert(UnitPosition),
+        [
+            {
+                "unit_id": p.unit_id,
+                "at": p.at or now,
+                "lon": p.lon,
+                "lat": p.lat,
+                "speed_kmh": p.speed_kmh,
+            }
+            for p in pings
+        ],
+    )
+    return len(pings)
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True)
+class _Level:
+    level: int
+    role: str
+    scope: str  # which jurisdiction id of the incident the alert is scoped to
+
+
+LEVELS = (
+    _Level(1, "sho", "station"),
+    _Level(2, "sdpo", "tehsil"),
+    _Level(3, "district_sp", "district"),
+    _Level(4, "central_command", "all"),
+)
+
+
+def _due(
+    inc: IncidentOut, targets: dict[tuple[int, str], Any], serious: bool
+) -> list[tuple[int, datetime, str]]:
+    """(level, due time, reason) of each alert the incident deserves by now or later."""
+    t = targets.get((inc.priority, inc.area_type)) or targets.get((inc.priority, "urban"))
+    if t is None:
+        return []
+    start = inc.routed_at or inc.received_at
+    out = []
+    if inc.acknowledged_at is None and inc.dispatched_at is None:
+        out.append(
+            (
+                1,
+                start + timedelta(seconds=t.acknowledge_s),
+                f"not acknowledged within {t.acknowledge_s // 60} min",
+            )
+        )
+    if inc.dispatched_at is None:
+        out.append(
+            (
+                2,
+                inc.received_at + timedelta(seconds=t.dispatch_s),
+                f"no unit dispatched within {t.dispatch_s // 60} min",
+            )
+        )
+    if inc.on_scene_at is None:
+        out.append(
+            (
+                3,
+                inc.received_at + timedelta(seconds=t.arrive_s),
+                f"no unit on scene within {t.arrive_s // 60} min",
+            )
+        )
+        if serious:
+            out.append(
+                (
+                    4,
+                    inc.received_at + timedelta(seconds=t.unattended_s),
+                    f"serious incident unattended for {t.unattended_s // 60} min",
+                )
+            )
+    return out
+
+
+def check_response_times(session: Session, *, now: datetime) -> list[AlertOut]:
+    """Fire every alert that is due and has not fired yet. Timers are derived from the
+    stored incident timestamps, and a unique (incident, level) row means a level never fires
+    twice: after a restart the monitor simply resumes. Commits."""
+    targets = {(t.priority, t.area_type): t for t in incidents.list_targets(session)}
+    serious = {t.code for t in incidents.list_types(session) if t.serious}
+    open_incs = incidents.open_incidents(session)
+    if not open_incs:
+        return []
+    fired: dict[int, set[int]] = defaultdict(set)
+    ids = [i.incident_id for i in open_incs]
+    for chunk in range(0, len(ids), 500):
+        for inc_id, level in session.execute(
+            select(ResponseAlert.incident_id, ResponseAlert.level).where(
+                ResponseAlert.incident_id.in_(ids[chunk : chunk + 500])
+            )
+        ):
+            fired[inc_id].add(level)
+    new = []
+    for inc in open_incs:
+        for level, due, reason in _due(inc, targets, inc.category in serious):
+            if due > now or level in fired[inc.incident_id]:
+                continue
+            spec = LEVELS[level - 1]
+            alert = ResponseAlert(
+                incident_id=inc.incident_id,
+                level=level,
+                reason=f"P{inc.priority} {inc.category}: {reason}",
+                notify_role=spec.role,
+                station_id=inc.station_id,
+                tehsil_id=inc.tehsil_id,
+                district_id=inc.district_id,
+                due_at=due,
+                fired_at=now,
+            )
+            session.add(alert)
+            new.append(alert)
+            incidents.add_note(
+                session,
+                incident_id=inc.incident_id,
+                actor=SYSTEM,
+                now=now,
+                kind=f"alert_level_{level}",
+                note=f"level {level} alert to {spec.role}: {reason}",
+            )
+    if not new:
+        return []
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another monitor (another process) fired the same level first: that one stands.
+        session.rollback()
+        return []
+    out = [AlertOut.model_validate(a) for a in new]
+    for a in out:
+        publish_after_commit(
+            session, "alerts.response", {**a.model_dump(mode="json"), "province_id": None}
+        )
+    session.commit()
+    return out
+
+
+def _alert_where(a: ResponseAlert | AlertOut) -> JurisdictionIds:
+    return JurisdictionIds(a.station_id, a.tehsil_id, a.district_id)
+
+
+def list_alerts(
+    session: Session, *, actor: Principal, open_only: bool = True, limit: int = 200
+) -> list[AlertOut]:
+    """Alerts inside the caller's jurisdiction, newest first. Central command (scope all)
+    sees every level; others see the alerts of their area."""
+    actor.require(Perm.INCIDENTS_READ)
+    q = select(ResponseAlert).order_by(ResponseAlert.id.desc()).limit(limit)
+    if open_only:
+        q = q.where(ResponseAlert.acknowledged_at.is_(None))
+    if actor.scope_level in ("station", "tehsil", "district"):
+        q = q.where(getattr(ResponseAlert, f"{actor.scope_level}_id") == actor.scope_id)
+    return [AlertOut.model_validate(a) for a in session.scalars(q)]
+
+
+def acknowledge_alert(
+    session: Session, *, alert_id: int, actor: Principal, now: datetime
+) -> AlertOut:
+    actor.require(Perm.INCIDENTS_UPDATE)
+    a = session.get(ResponseAlert, alert_id)
+    if a is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    actor.require_covers(_alert_where(a), f"alert {alert_id}")
+    if a.acknowledged_at is not None:
+        raise Conflict(f"alert {alert_id} was acknowledged by {a.acknowledged_by} already")
+    a.acknowledged_at, a.acknowledged_by = now, actor.name
+    incidents.add_note(
+        session,
+        incident_id=a.incident_id,
+        actor=actor,
+        now=now,
+        kind="alert_acknowledged",
+        note=f"level {a.level} alert acknowledged",
+    )
+    out = AlertOut.model_validate(a)
+    publish_after_commit(session, "alerts.acknowledged", out.model_dump(mode="json"))
+    session.flush()
+    return out
+
+
+def get_alert(session: Session, *, alert_id: int, actor: Principal) -> AlertOut:
+    a = session.get(ResponseAlert, alert_id)
+    if a is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    actor.require_covers(_alert_where(a), f"alert {alert_id}")
+    return AlertOut.model_validate(a)
+
+
+# --------------------------------------------------------------------------- panic
+
+
+def register_panic_device(
+    session: Session, *, device_in: PanicDeviceIn, actor: Principal, now: datetime
+) -> PanicDeviceCreated:
+    actor.require(Perm.REGISTRY_WRITE)
+    if session.scalar(select(PanicDevice.id).where(PanicDevice.code == device_in.code)):
+        raise Conflict(f"a panic device with code {device_in.code!r} already exists")
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
+    dev = PanicDevice(
+        code=device_in.code,
+        name=device_in.name,
+        kind=device_in.kind,
+        phone=device_in.phone,
+        key_prefix=prefix,
+        key_hash=hashlib.sha256(secret.encode()).hexdigest(),
+        lon=device_in.lon,
+        lat=device_in.lat,
+        active=True,
+        created_at=now,
+    )
+    session.add(dev)
+    session.flush()
+    return PanicDeviceCreated(
+        id=dev.id, code=dev.code, name=dev.name, kind=dev.kind, device_key=f"pd_{prefix}_{secret}"
+    )
+
+
+def device_for_key(session: Session, *, device_key: str) -> PanicDevice:
+    parts = device_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pd":
+        raise Unauthenticated("malformed device key: expected pd_<prefix>_<secret>")
+    dev = session.scalar(select(PanicDevice).where(PanicDevice.key_prefix == parts[1]))
+    digest = hashlib.sha256(parts[2].encode()).hexdigest()
+    if dev is None or not hmac.compare_digest(dev.key_hash, digest):
+        raise Unauthenticated("unknown panic device; register it with the command centre")
+    if not dev.active:
+        raise Unauthenticated("this panic device has been deactivated")
+    return dev
+
+
+def panic(session: Session, *, device_key: str, panic_in: PanicIn, now: datetime) -> PanicAccepted:
+    """A panic press: a P1 incident routed at once, with the nearest units recommended.
+    Commits."""
+    dev = device_for_key(session, device_key=device_key)
+    lon = panic_in.lon if panic_in.lon is not None else dev.lon
+    lat = panic_in.lat if panic_in.lat is not None else dev.lat
+    if lon is None or lat is None:
+        raise InvalidInput("no location: the device sent none and has no registered address")
+    call = CallIn(
+        caller_number=dev.phone,
+        caller_name=f"{dev.name} ({dev.kind})",
+        lat=lat,
+        lon=lon,
+        category="panic",
+        description=f"PANIC from {dev.name} ({dev.kind.replace('_', ' ')})"
+        + (f": {panic_in.note}" if panic_in.note else "")
+        + (f" [GPS ±{panic_in.accuracy_m:.0f} m]" if panic_in.accuracy_m else ""),
+    )
+    accepted = incidents.receive_call(
+        session,
+        call=call,
+        actor=Principal(subject=f"device:{dev.id}", name=f"panic:{dev.code}", role=Role.TELEPHONY),
+        now=now,
+        source="panic",
+        priority=1,
+    )
+    recs = _recommend(session, lon, lat, accepted.station_id, 5)
+    if recs:
+        incidents.add_note(
+            session,
+            incident_id=accepted.incident_id,
+            actor=SYSTEM,
+            now=now,
+            kind="recommended",
+            note="nearest units: "
+            + ", ".join(f"{r.callsign} ({r.eta_s / 60:.0f} min)" for r in recs[:3]),
+            data={"unit_ids": [r.unit_id for r in recs]},
+        )
+        session.commit()
+    return PanicAccepted(
+        incident_id=accepted.incident_id,
+        station_id=accepted.station_id,
+        station_name=accepted.station_name,
+        priority=accepted.priority,
+        recommended_units=recs,
+        message=f"Help is coming: {accepted.station_name} has your alert"
+        + (f"; nearest unit about {recs[0].eta_s / 60:.0f} min away" if recs else ""),
+    )
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    return (b - a).total_seconds() if a is not None and b is not None else None
+
+
+def _median_p90(xs: list[float]) -> tuple[float | None, float | None]:
+    if not xs:
+        return None, None
+    xs = sorted(xs)
+    p90 = xs[min(len(xs) - 1, math.ceil(0.9 * len(xs)) - 1)]
+    return round(statistics.median(xs), 1), round(p90, 1)
+
+
+def _breached(inc: IncidentOut, targets: dict[tuple[int, str], Any]) -> bool:
+    t = targets.get((inc.priority, inc.area_type))
+    if t is None:
+        return False
+    d = _seconds(inc.received_at, inc.dispatched_at)
+    s = _seconds(inc.received_at, inc.on_scene_at)
+    return (d is not None and d > t.dispatch_s) or (s is not None and s > t.arrive_s)
+
+
+def response_time_report(
+    session: Session,
+    *,
+    actor: Principal,
+    since: datetime,
+    until: datetime,
+    group_by: str = "district",
+) -> list[ResponseTimeRow]:
+    """Per district or station: median and 90th percentile of answer->dispatch and
+    dispatch->scene, and SLA breaches, for incidents received in [since, until)."""
+    if group_by not in ("district", "station"):
+        raise InvalidInput("group_by must be district or station")
+    if until <= since:
+        raise InvalidInput("`to` must be after `from`")
+    incs = incidents.list_incidents(session, actor=actor, since=since, until=until, limit=100_000)
+    targets = {(t.priority, t.area_type): t for t in incidents.list_targets(session)}
+    names = {j.id: j.name for j in geo.list_jurisdictions(session, level=group_by)}  # type: ignore[arg-type]
+    groups: dict[int | None, list[IncidentOut]] = defaultdict(list)
+    for i in incs:
+        if i.status in ("merged",) or i.category == "prank":
+            continue
+        groups[i.district_id if group_by == "district" else i.station_id].append(i)
+    rows = []
+    for gid, items in sorted(groups.items(), key=lambda kv: names.get(kv[0] or -1, "")):
+        a2d = [x for i in items if (x := _seconds(i.received_at, i.dispatched_at)) is not None]
+        d2s = [x for i in items if (x := _seconds(i.dispatched_at, i.on_scene_at)) is not None]
+        m1, p1 = _median_p90(a2d)
+        m2, p2 = _median_p90(d2s)
+        rows.append(
+            ResponseTimeRow(
+                group_id=gid,
+                group_name=names.get(gid or -1, "unknown"),
+                incidents=len(items),
+                answer_to_dispatch_median_s=m1,
+                answer_to_dispatch_p90_s=p1,
+                dispatch_to_scene_median_s=m2,
+                dispatch_to_scene_p90_s=p2,
+                sla_breaches=sum(_breached(i, targets) for i in items),
+            )
+        )
+    return rows
+
+
+def report_csv(rows: Sequence[ResponseTimeRow]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    fields = list(ResponseTimeRow.model_fields)
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    for r in rows:
+        w.writerow(r.model_dump())
+    return buf.getvalue()
+
+
+def district_kpis(session: Session, *, actor: Principal, now: datetime) -> list[DistrictKpi]:
+    """Today's figures per district (the commander's dashboard)."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    incs = incidents.list_incidents(session, actor=actor, since=day_start, limit=100_000)
+    open_incs = incidents.list_incidents(session, actor=actor, open_only=True, limit=100_000)
+    targets = {(t.priority, t.area_type): t for t in incidents.list_targets(session)}
+    names = {j.id: j.name for j in geo.list_jurisdictions(session, level="district")}
+    by: dict[int | None, list[IncidentOut]] = defaultdict(list)
+    for i in incs:
+        by[i.district_id].append(i)
+    open_by = Counter(i.district_id for i in open_incs)
+    out = []
+    for did in sorted(set(by) | set(open_by), key=lambda d: names.get(d or -1, "")):
+        items = by.get(did, [])
+        a2d = [x for i in items if (x := _seconds(i.received_at, i.dispatched_at)) is not None]
+        d2s = [x for i in items if (x := _seconds(i.dispatched_at, i.on_scene_at)) is not None]
+        m1, p1 = _median_p90(a2d)
+        m2, p2 = _median_p90(d2s)
+        out.append(
+            DistrictKpi(
+                district_id=did,
+                district=names.get(did or -1, "unknown"),
+                calls_today=sum(i.call_count for i in items),
+                incidents_today=len(items),
+                open_incidents=open_by.get(did, 0),
+                by_type=dict(Counter(i.category for i in items).most_common()),
+                answer_to_dispatch_median_s=m1,
+                answer_to_dispatch_p90_s=p1,
+                dispatch_to_scene_median_s=m2,
+                dispatch_to_scene_p90_s=p2,
+                sla_breaches_today=sum(_breached(i, targets) for i in items),
+            )
+        )
+    return out
