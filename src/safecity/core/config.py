@@ -11,7 +11,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -85,6 +92,8 @@ class Settings(BaseSettings):
         "info", description="Logging level."
     )
 
+    _signing_key: str | None = PrivateAttr(None)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str | None) -> str | None:
@@ -135,13 +144,17 @@ class Settings(BaseSettings):
         """The token signing key; in demo mode generated once and kept in data_dir."""
         if self.secret_key is not None and self.secret_key.get_secret_value():
             return self.secret_key.get_secret_value()
+        if self._signing_key is not None:
+            return self._signing_key
         path = self.data_dir / "secret.key"
         if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+        self._signing_key = key
         return key
 
 

@@ -59,8 +59,15 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection, handed from thread to thread: SQLite has one writer at a time,
+        # and threads queueing on the pool wake at once, where threads contending inside
+        # SQLite sleep in its busy handler (up to 100 ms a try) and throughput collapses.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
         )
 
         @event.listens_for(engine, "connect")

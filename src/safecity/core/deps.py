@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -9,7 +11,13 @@ from fastapi import Depends, Request, params
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from safecity.core.auth import Perm, Principal, principal_from_api_key, principal_from_token
+from safecity.core.auth import (
+    Perm,
+    Principal,
+    principal_from_api_key,
+    principal_from_token,
+    token_expiry,
+)
 from safecity.core.errors import Unauthenticated
 from safecity.core.runtime import Runtime
 
@@ -34,22 +42,68 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+class _PrincipalCache:
+    """Who a credential belongs to, remembered for a few seconds: a helpline or an AVL
+    gateway sends thousands of requests a minute with one key. A disabled account or a
+    revoked key takes effect within `ttl_s`; an expired token is never served from here."""
+
+    ttl_s = 5.0
+    max_entries = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[int, str], tuple[float, Principal, float]] = {}
+
+    def get(self, runtime: Runtime, credential: str, now_ts: float) -> Principal | None:
+        with self._lock:
+            hit = self._items.get((id(runtime), credential))
+        if hit is None or hit[0] < time.monotonic() or hit[2] <= now_ts:
+            return None
+        return hit[1]
+
+    def put(
+        self, runtime: Runtime, credential: str, principal: Principal, expires_ts: float
+    ) -> None:
+        with self._lock:
+            if len(self._items) >= self.max_entries:
+                self._items.clear()
+            self._items[(id(runtime), credential)] = (
+                time.monotonic() + self.ttl_s,
+                principal,
+                expires_ts,
+            )
+
+
+_PRINCIPALS = _PrincipalCache()
+
+
 def get_current_principal(
     runtime: RuntimeDep,
-    session: SessionDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    if api_key:
-        return principal_from_api_key(session, api_key)
-    if token:
-        return principal_from_token(
-            session, token, key=runtime.settings.signing_key(), now=runtime.clock.now()
+    credential = api_key or token
+    if not credential:
+        raise Unauthenticated(
+            "log in first: send `Authorization: Bearer <token>` (POST /api/v1/auth/token) "
+            "or `X-API-Key: <key>`"
         )
-    raise Unauthenticated(
-        "log in first: send `Authorization: Bearer <token>` (POST /api/v1/auth/token) "
-        "or `X-API-Key: <key>`"
-    )
+    now = runtime.clock.now()
+    cached = _PRINCIPALS.get(runtime, credential, now.timestamp())
+    if cached is not None:
+        return cached
+    # Its own short session: the request's session may live as long as a streamed
+    # response, and must not pin a database connection meanwhile.
+    with runtime.sessions() as session:
+        if api_key:
+            principal = principal_from_api_key(session, api_key)
+            expires = float("inf")
+        else:
+            key = runtime.settings.signing_key()
+            principal = principal_from_token(session, credential, key=key, now=now)
+            expires = token_expiry(credential, key=key)
+    _PRINCIPALS.put(runtime, credential, principal, expires)
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_principal)]

@@ -221,3 +221,16 @@ def response_times(
 @router.get("/kpis", response_model=list[DistrictKpi])
 def kpis(runtime: RuntimeDep, session: SessionDep, principal: CurrentUser) -> list[DistrictKpi]:
     return service.district_kpis(session, actor=principal, now=runtime.clock.now())
+
+
+@router.get(
+    "/alerts/{alert_id}/cap",
+    response_class=Response,
+    responses={200: {"content": {"application/cap+xml": {}}}},
+)
+def alert_cap(alert_id: int, session: SessionDep, principal: CurrentUser) -> Response:
+    """The alert as an OASIS CAP 1.2 message, for sirens, SMS gateways and partner agencies."""
+    return Response(
+        service.alert_cap(session, alert_id=alert_id, actor=principal),
+        media_type="application/cap+xml",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from safecity.core.runtime import Runtime
 from safecity.dispatch import service
@@ -16,6 +17,7 @@ class ResponseTimeMonitor:
         self.runtime = runtime
         self.interval_s = interval_s
         self._stop = threading.Event()
+        self._since: datetime | None = None
         self._thread = threading.Thread(target=self._run, name="response-monitor", daemon=True)
 
     def start(self) -> None:
@@ -26,8 +28,12 @@ class ResponseTimeMonitor:
         self._thread.join(timeout=5)
 
     def check_once(self) -> int:
+        """One round: deadlines that passed since the previous round (at start: LOOKBACK)."""
+        now = self.runtime.clock.now()
         with self.runtime.sessions() as session:
-            return len(service.check_response_times(session, now=self.runtime.clock.now()))
+            fired = service.check_response_times(session, now=now, since=self._since)
+        self._since = now
+        return len(fired)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -387,95 +387,103 @@ LEVELS = (
 )
 
 
-def _due(
-    inc: IncidentOut, targets: dict[tuple[int, str], Any], serious: bool
-) -> list[tuple[int, datetime, str]]:
-    """(level, due time, reason) of each alert the incident deserves by now or later."""
-    t = targets.get((inc.priority, inc.area_type)) or targets.get((inc.priority, "urban"))
-    if t is None:
-        return []
-    start = inc.routed_at or inc.received_at
-    out = []
-    if inc.acknowledged_at is None and inc.dispatched_at is None:
-        out.append(
-            (
-                1,
-                start + timedelta(seconds=t.acknowledge_s),
-                f"not acknowledged within {t.acknowledge_s // 60} min",
-            )
-        )
-    if inc.dispatched_at is None:
-        out.append(
-            (
-                2,
-                inc.received_at + timedelta(seconds=t.dispatch_s),
-                f"no unit dispatched within {t.dispatch_s // 60} min",
-            )
-        )
-    if inc.on_scene_at is None:
-        out.append(
-            (
-                3,
-                inc.received_at + timedelta(seconds=t.arrive_s),
-                f"no unit on scene within {t.arrive_s // 60} min",
-            )
-        )
-        if serious:
-            out.append(
-                (
-                    4,
-                    inc.received_at + timedelta(seconds=t.unattended_s),
-                    f"serious incident unattended for {t.unattended_s // 60} min",
-                )
-            )
-    return out
+#: How far back the first round after a start looks for deadlines it may have missed.
+LOOKBACK = timedelta(days=7)
+
+#: (level, start field, timestamps that must still be empty, target attribute, reason)
+_CHECKS: tuple[tuple[int, str, tuple[str, ...], str, str], ...] = (
+    (
+        1,
+        "routed_at",
+        ("acknowledged_at", "dispatched_at"),
+        "acknowledge_s",
+        "not acknowledged within {m} min",
+    ),
+    (2, "received_at", ("dispatched_at",), "dispatch_s", "no unit dispatched within {m} min"),
+    (3, "received_at", ("on_scene_at",), "arrive_s", "no unit on scene within {m} min"),
+    (4, "received_at", ("on_scene_at",), "unattended_s", "serious incident unattended for {m} min"),
+)
 
 
-def check_response_times(session: Session, *, now: datetime) -> list[AlertOut]:
-    """Fire every alert that is due and has not fired yet. Timers are derived from the
-    stored incident timestamps, and a unique (incident, level) row means a level never fires
-    twice: after a restart the monitor simply resumes. Commits."""
+def check_response_times(
+    session: Session, *, now: datetime, since: datetime | None = None
+) -> list[AlertOut]:
+    """Fire every alert whose deadline passed in (since, now] and has not fired yet.
+
+    Deadlines come from the stored incident timestamps and the targets table; a round asks
+    only for what fell due since the last one, so it costs what is new, not every open
+    incident. A unique (incident, level) row means a level never fires twice: after a restart
+    the monitor looks back (`since` None: LOOKBACK) and simply resumes. Commits."""
+    since = since or now - LOOKBACK
     targets = {(t.priority, t.area_type): t for t in incidents.list_targets(session)}
     serious = {t.code for t in incidents.list_types(session) if t.serious}
-    open_incs = incidents.open_incidents(session)
-    if not open_incs:
+    due: list[tuple[int, IncidentOut, datetime, str]] = []
+    for level, start_field, unset, attr, reason in _CHECKS:
+        windows = [
+            (
+                p,
+                a,
+                since - timedelta(seconds=getattr(t, attr)),
+                now - timedelta(seconds=getattr(t, attr)),
+            )
+            for (p, a), t in targets.items()
+        ]
+        crossing = incidents.incidents_crossing(
+            session,
+            start_field=start_field,
+            unset_fields=unset,
+            windows=windows,
+            categories=serious if level == 4 else None,
+        )
+        for inc in crossing:
+            t = targets[(inc.priority, inc.area_type)]
+            start = getattr(inc, start_field) or inc.received_at
+            due.append(
+                (
+                    level,
+                    inc,
+                    start + timedelta(seconds=getattr(t, attr)),
+                    reason.format(m=getattr(t, attr) // 60),
+                )
+            )
+    if not due:
         return []
-    fired: dict[int, set[int]] = defaultdict(set)
-    ids = [i.incident_id for i in open_incs]
+    ids = sorted({inc.incident_id for _, inc, _, _ in due})
+    fired: set[tuple[int, int]] = set()
     for chunk in range(0, len(ids), 500):
-        for inc_id, level in session.execute(
+        rows = session.execute(
             select(ResponseAlert.incident_id, ResponseAlert.level).where(
                 ResponseAlert.incident_id.in_(ids[chunk : chunk + 500])
             )
-        ):
-            fired[inc_id].add(level)
+        )
+        fired |= {(r[0], r[1]) for r in rows}
     new = []
-    for inc in open_incs:
-        for level, due, reason in _due(inc, targets, inc.category in serious):
-            if due > now or level in fired[inc.incident_id]:
-                continue
-            spec = LEVELS[level - 1]
-            alert = ResponseAlert(
-                incident_id=inc.incident_id,
-                level=level,
-                reason=f"P{inc.priority} {inc.category}: {reason}",
-                notify_role=spec.role,
-                station_id=inc.station_id,
-                tehsil_id=inc.tehsil_id,
-                district_id=inc.district_id,
-                due_at=due,
-                fired_at=now,
-            )
-            session.add(alert)
-            new.append(alert)
-            incidents.add_note(
-                session,
-                incident_id=inc.incident_id,
-                actor=SYSTEM,
-                now=now,
-                kind=f"alert_level_{level}",
-                note=f"level {level} alert to {spec.role}: {reason}",
-            )
+    for level, inc, due_at, reason in sorted(due, key=lambda d: (d[2], d[0])):
+        if (inc.incident_id, level) in fired:
+            continue
+        fired.add((inc.incident_id, level))
+        spec = LEVELS[level - 1]
+        alert = ResponseAlert(
+            incident_id=inc.incident_id,
+            level=level,
+            reason=f"P{inc.priority} {inc.category}: {reason}",
+            notify_role=spec.role,
+            station_id=inc.station_id,
+            tehsil_id=inc.tehsil_id,
+            district_id=inc.district_id,
+            due_at=due_at,
+            fired_at=now,
+        )
+        session.add(alert)
+        new.append(alert)
+        incidents.add_note(
+            session,
+            incident_id=inc.incident_id,
+            actor=SYSTEM,
+            now=now,
+            kind=f"alert_level_{level}",
+            note=f"level {level} alert to {spec.role}: {reason}",
+        )
     if not new:
         return []
     try:
@@ -486,9 +494,7 @@ def check_response_times(session: Session, *, now: datetime) -> list[AlertOut]:
         return []
     out = [AlertOut.model_validate(a) for a in new]
     for a in out:
-        publish_after_commit(
-            session, "alerts.response", {**a.model_dump(mode="json"), "province_id": None}
-        )
+        publish_after_commit(session, "alerts.response", a.model_dump(mode="json"))
     session.commit()
     return out
 
@@ -542,6 +548,33 @@ def get_alert(session: Session, *, alert_id: int, actor: Principal) -> AlertOut:
         raise NotFound(f"alert {alert_id} does not exist")
     actor.require_covers(_alert_where(a), f"alert {alert_id}")
     return AlertOut.model_validate(a)
+
+
+def alert_cap(session: Session, *, alert_id: int, actor: Principal) -> str:
+    """A response-time alert as OASIS CAP 1.2 XML."""
+    from safecity.incidents.cap import alert_to_cap
+
+    alert = get_alert(session, alert_id=alert_id, actor=actor)
+    inc = incidents.get_incident(session, incident_id=alert.incident_id, actor=actor)
+    station = geo.station_locator(session).station(inc.station_id)
+    severity = {1: "Moderate", 2: "Severe", 3: "Severe", 4: "Extreme"}[alert.level]
+    return alert_to_cap(
+        identifier=f"safecity-alert-{alert.id}",
+        sender=incidents.AGENCY_ID,
+        sent=alert.fired_at,
+        event=f"Response time alert level {alert.level}",
+        headline=f"Level {alert.level}: incident {inc.incident_id} at {station.station_name}",
+        description=alert.reason,
+        severity=severity,
+        urgency="Immediate",
+        certainty="Observed",
+        lat=inc.lat,
+        lon=inc.lon,
+        area_desc=f"{station.station_name} jurisdiction",
+        scope="Restricted",
+        restriction="Police command and control only",
+        incidents=str(inc.incident_id),
+    )
 
 
 # --------------------------------------------------------------------------- panic

@@ -23,6 +23,8 @@ class Location(BaseModel):
         "and the nearest station was chosen"
     )
     distance_m: float = Field(0.0, description="Distance to the station's area when outside")
+    station_name: str = ""
+    area_type: str = Field("urban", description="urban or rural: response targets differ")
 
 
 class JurisdictionOut(BaseModel):

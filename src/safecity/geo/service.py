@@ -221,6 +221,8 @@ class _StationRow:
     tehsil_id: int | None
     district_id: int | None
     province_id: int | None
+    name: str
+    area_type: str
 
 
 class StationLocator:
@@ -234,20 +236,31 @@ class StationLocator:
             )
         self.index = JurisdictionIndex([(r.id, shapely.from_wkb(r.geometry_wkb)) for r in rows])
         self.stations = {
-            r.id: _StationRow(r.id, r.tehsil_id, r.district_id, r.province_id) for r in rows
+            r.id: _StationRow(r.id, r.tehsil_id, r.district_id, r.province_id, r.name,
+                              r.area_type)
+            for r in rows
         }
 
     def locate(self, lon: float, lat: float) -> Location:
         check_point(lon, lat)
         hit = self.index.locate(lon, lat)
-        st = self.stations[hit.jurisdiction_id]
+        return self.station(hit.jurisdiction_id, inside=hit.inside, distance_m=hit.distance_m)
+
+    def station(self, station_id: int, *, inside: bool = True, distance_m: float = 0.0
+                ) -> Location:
+        """The hierarchy, name and area type of a station, from this snapshot."""
+        st = self.stations.get(station_id)
+        if st is None:
+            raise NotFound(f"police station {station_id} does not exist")
         return Location(
             station_id=st.id,
             tehsil_id=st.tehsil_id,
             district_id=st.district_id,
             province_id=st.province_id,
-            inside=hit.inside,
-            distance_m=round(hit.distance_m, 1),
+            inside=inside,
+            distance_m=round(distance_m, 1),
+            station_name=st.name,
+            area_type=st.area_type,
         )
 
     def locate_many(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

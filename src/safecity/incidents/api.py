@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep
 from safecity.incidents import service
@@ -192,3 +192,29 @@ def merge(
     )
     session.commit()
     return out
+
+
+@router.get("/incidents/{incident_id}/eido")
+def export_eido(incident_id: int, session: SessionDep, principal: CurrentUser) -> dict[str, Any]:
+    """The incident as a NENA EIDO (STA-021) JSON document, for another agency's CAD."""
+    return service.export_eido(session, incident_id=incident_id, actor=principal)
+
+
+@router.post(
+    "/eido",
+    response_model=CallAccepted,
+    status_code=201,
+    responses={200: {"description": "This EIDO call was already taken in"}},
+)
+def import_eido(
+    doc: Annotated[dict[str, Any], Body(description="A NENA EIDO JSON document")],
+    response: Response,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    principal: CurrentUser,
+) -> CallAccepted:
+    """An incident handed over by another agency as an EIDO becomes a call here."""
+    accepted = service.import_eido(session, doc=doc, actor=principal, now=runtime.clock.now())
+    if accepted.duplicate_of_external_id:
+        response.status_code = 200
+    return accepted

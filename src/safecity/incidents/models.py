@@ -49,7 +49,8 @@ class Incident(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str | None] = mapped_column(String(256), nullable=True)
     lon: Mapped[float] = mapped_column(Float)
-    lat: Mapped[float] = mapped_column(Float)
+    # Indexed: duplicate detection looks for open incidents within a few hundred metres.
+    lat: Mapped[float] = mapped_column(Float, index=True)
     station_id: Mapped[int] = mapped_column(Integer, index=True)
     tehsil_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     district_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)

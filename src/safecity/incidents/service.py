@@ -4,10 +4,13 @@ lifecycle with its audit trail, transfer, merge and split. No HTTP here."""
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,17 +66,43 @@ def set_type(
         setattr(row, k, v)
     session.add(row)
     session.flush()
+    _TYPES.invalidate()
     return IncidentTypeOut.model_validate(row)
 
 
-def _type(session: Session, code: str) -> IncidentType:
-    row = session.get(IncidentType, code)
+class _TypeCache:
+    """Incident types change rarely and are read on every call: keep them a few seconds."""
+
+    ttl_s = 5.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_db: dict[str, tuple[float, dict[str, IncidentTypeOut]]] = {}
+
+    def get(self, session: Session) -> dict[str, IncidentTypeOut]:
+        key = session.get_bind().engine.url.render_as_string(hide_password=True)
+        with self._lock:
+            hit = self._by_db.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        types = {t.code: t for t in list_types(session)}
+        with self._lock:
+            self._by_db[key] = (time.monotonic() + self.ttl_s, types)
+        return types
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._by_db.clear()
+
+
+_TYPES = _TypeCache()
+
+
+def _type(session: Session, code: str) -> IncidentTypeOut:
+    types = _TYPES.get(session)
+    row = types.get(code)
     if row is None or not row.active:
-        known = session.scalars(
-            select(IncidentType.code)
-            .where(IncidentType.active.is_(True))
-            .order_by(IncidentType.code)
-        )
+        known = sorted(c for c, t in types.items() if t.active)
         raise InvalidInput(f"unknown category {code!r}; one of: {', '.join(known)}")
     return row
 
@@ -175,7 +204,7 @@ def _open_incident(
     session: Session,
     *,
     call: CallIn,
-    itype: IncidentType,
+    itype: IncidentTypeOut,
     source: str,
     actor: Principal,
     now: datetime,
@@ -199,7 +228,7 @@ def _open_incident(
         tehsil_id=location.tehsil_id,
         district_id=location.district_id,
         province_id=location.province_id,
-        area_type=geo.area_type(session, station_id=location.station_id),
+        area_type=location.area_type,
         inside_jurisdiction=location.inside,
         call_count=1,
         received_at=now,
@@ -217,8 +246,7 @@ def _open_incident(
         actor.name,
         f"{source} ({itype.label}) from {call.caller_number}",
     )
-    station = geo.get_jurisdiction(session, jurisdiction_id=location.station_id)
-    note = f"routed to {station.name}"
+    note = f"routed to {location.station_name}"
     if not location.inside:
         note += f" (outside every jurisdiction; nearest station, {location.distance_m:.0f} m away)"
     _append(
@@ -234,7 +262,9 @@ def _open_incident(
         _append(
             session, inc.id, now, "flag", "system", f"{call.caller_number} made prank calls before"
         )
-    publish_after_commit(session, "incidents.created", _payload(inc, "created", station.name))
+    publish_after_commit(
+        session, "incidents.created", _payload(inc, "created", location.station_name)
+    )
     return inc
 
 
@@ -293,12 +323,12 @@ def _accepted(
 ) -> CallAccepted:
     inc = session.get(Incident, row.incident_id)
     assert inc is not None
-    station = geo.get_jurisdiction(session, jurisdiction_id=inc.station_id)
+    station = geo.station_locator(session).station(inc.station_id)
     return CallAccepted(
         incident_id=inc.id,
         call_id=row.id,
         station_id=inc.station_id,
-        station_name=station.name,
+        station_name=station.station_name,
         district_id=inc.district_id,
         inside_jurisdiction=inc.inside_jurisdiction,
         priority=inc.priority,
@@ -622,6 +652,37 @@ def open_incidents(session: Session) -> list[IncidentOut]:
     return [IncidentOut.model_validate(i) for i in session.scalars(q)]
 
 
+def incidents_crossing(
+    session: Session,
+    *,
+    start_field: str,
+    unset_fields: Sequence[str],
+    windows: Sequence[tuple[int, str, datetime, datetime]],
+    categories: Collection[str] | None = None,
+) -> list[IncidentOut]:
+    """Open incidents whose `start_field` lies in one of the `(priority, area_type, after,
+    until]` windows while every `unset_fields` timestamp is still empty: those whose
+    deadline passed in a time window. The response-time monitor asks only for the latest
+    window each round, so a round costs what newly fell due, not every open incident."""
+    if start_field not in ("routed_at", "received_at"):
+        raise ValueError(f"bad start_field {start_field!r}")
+    start = getattr(Incident, start_field)
+    q = select(Incident).where(Incident.status.in_([st.value for st in OPEN]))
+    for name in unset_fields:
+        q = q.where(getattr(Incident, name).is_(None))
+    if categories is not None:
+        q = q.where(Incident.category.in_(list(categories)))
+    q = q.where(
+        or_(
+            *[
+                and_(Incident.priority == p, Incident.area_type == a, start > lo, start <= hi)
+                for p, a, lo, hi in windows
+            ]
+        )
+    )
+    return [IncidentOut.model_validate(i) for i in session.scalars(q.order_by(Incident.id))]
+
+
 def incident_for_system(session: Session, *, incident_id: int) -> IncidentOut:
     """An incident read by the system itself (timers, dispatch), without a user scope."""
     return IncidentOut.model_validate(_incident(session, incident_id))
@@ -694,3 +755,69 @@ def visible_to(actor: Principal, payload: dict[str, Any]) -> bool:
             payload.get("province_id"),
         )
     )
+
+
+# --------------------------------------------------------------------------- interchange
+
+#: Who we are in EIDO documents.
+AGENCY_NAME = "Khyber Pakhtunkhwa Police - Safe City"
+AGENCY_ID = "police.safecity.kp.gov.pk"
+
+
+def export_eido(session: Session, *, incident_id: int, actor: Principal) -> dict[str, Any]:
+    """One incident as a NENA EIDO JSON document."""
+    from zoneinfo import ZoneInfo
+
+    from safecity.incidents.eido import incident_to_eido
+
+    detail = get_incident(session, incident_id=incident_id, actor=actor)
+    types = _TYPES.get(session)
+    itype = types.get(detail.category)
+    station = geo.station_locator(session).station(detail.station_id)
+    return incident_to_eido(
+        detail,
+        agency_name=AGENCY_NAME,
+        agency_id=AGENCY_ID,
+        apco_code=itype.apco_code if itype else "INVEST",
+        type_label=itype.label if itype else detail.category,
+        station_name=station.station_name,
+        tz=ZoneInfo("Asia/Karachi"),
+    )
+
+
+def import_eido(session: Session, *, doc: Any, actor: Principal, now: datetime) -> CallAccepted:
+    """An EIDO from another agency taken in as a call (idempotent by its call id). Commits."""
+    from safecity.incidents.eido import eido_to_call
+
+    types = sorted(_TYPES.get(session).values(), key=lambda t: (t.priority, t.code))
+    apco_to_category: dict[str, str] = {}
+    for t in types:  # several of our types share an APCO code: the most urgent wins
+        apco_to_category.setdefault(t.apco_code, t.code)
+    imp = eido_to_call(
+        doc,
+        apco_to_category=apco_to_category,
+        category_to_apco={t.code: t.apco_code for t in types},
+    )
+    accepted = receive_call(session, call=imp.call, actor=actor, now=now, source="eido")
+    if not accepted.duplicate_of_external_id:
+        sender = imp.source_agency_name or imp.source_agency_id or "another agency"
+        add_note(
+            session,
+            incident_id=accepted.incident_id,
+            actor=actor,
+            now=now,
+            kind="eido_import",
+            note=f"handed over by {sender} (their incident {imp.source_incident_id})"
+            + "".join(f"; {w}" for w in imp.warnings),
+        )
+        for n in imp.notes:
+            add_note(
+                session,
+                incident_id=accepted.incident_id,
+                actor=actor,
+                now=now,
+                kind="note",
+                note=n.text[:2000],
+            )
+        session.commit()
+    return accepted

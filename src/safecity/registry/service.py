@@ -326,7 +326,7 @@ def record_positions(
     st_ids, _inside = locator.locate_many(
         np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
     )
-    stations = {s: geo.ids_of(session, jurisdiction_id=int(s)) for s in set(st_ids.tolist())}
+    stations = {s: locator.station(int(s)) for s in set(st_ids.tolist())}
     params = []
     for (uid, lon, lat, at), sid in zip(rows, st_ids.tolist(), strict=True):
         ids_ = stations[sid]
@@ -401,6 +401,18 @@ def list_officers(session: Session, *, station_id: int | None = None) -> list[Of
     if station_id is not None:
         q = q.where(Officer.station_id == station_id)
     return [OfficerOut.model_validate(r) for r in session.scalars(q)]
+
+
+def unit_for_username(session: Session, *, username: str) -> UnitOut | None:
+    """The unit whose crew includes the officer who logs in as `username` (the field app),
+    or None when no officer with a unit has that login."""
+    unit_id = session.scalar(
+        select(Officer.unit_id)
+        .where(Officer.username == username, Officer.unit_id.is_not(None))
+        .order_by(Officer.id)
+        .limit(1)
+    )
+    return None if unit_id is None else UnitOut.model_validate(_get(session, Unit, unit_id))
 
 
 def delete_officer(session: Session, *, officer_id: int) -> None:

@@ -30,10 +30,10 @@ def _serve(runtime: Runtime, **kwargs: object) -> int:
     return 0
 
 
-def run_server(settings: Settings) -> int:
+def run_server(settings: Settings, *, with_console: bool = True) -> int:
     logging.basicConfig(level=settings.log_level.upper())
     runtime = build_runtime(settings)
-    return _serve(runtime)
+    return _serve(runtime, with_console=with_console)
 
 
 def run_demo(settings: Settings, *, reset: bool = False) -> int:

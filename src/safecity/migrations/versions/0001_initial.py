@@ -118,6 +118,7 @@ def upgrade() -> None:
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_incidents_category"), ["category"], unique=False)
         batch_op.create_index(batch_op.f("ix_incidents_district_id"), ["district_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_incidents_lat"), ["lat"], unique=False)
         batch_op.create_index(batch_op.f("ix_incidents_received_at"), ["received_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_incidents_station_id"), ["station_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_incidents_status"), ["status"], unique=False)
@@ -532,6 +533,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_incidents_status"))
         batch_op.drop_index(batch_op.f("ix_incidents_station_id"))
         batch_op.drop_index(batch_op.f("ix_incidents_received_at"))
+        batch_op.drop_index(batch_op.f("ix_incidents_lat"))
         batch_op.drop_index(batch_op.f("ix_incidents_district_id"))
         batch_op.drop_index(batch_op.f("ix_incidents_category"))
 

@@ -1,0 +1,505 @@
+"""`safecity bench cad`: the CAD under a realistic load, over HTTP, from separate processes.
+
+It starts its own server (a fresh data directory, the demo province with 2,000 units) or
+uses `--url`, then runs for `--duration` seconds:
+- call takers posting helpline calls at `--rate` per second (a share of them duplicates of
+  recent calls, a share panic alerts from registered devices),
+- dispatchers acknowledging recent incidents (status updates),
+- an AVL gateway posting GPS pings of 2,000 units in batches,
+- a console client subscribed to the live event stream (Server-Sent Events).
+
+It prints calls/s, the latency from sending a call to its event reaching the console client
+(p50, p99), pings/s and `lost`: calls answered 201 that are missing from the database
+afterwards (or, without --kill, whose event never reached the console). `--kill` sends
+SIGKILL to the server half way, restarts it, and checks that every answered call survived
+with its timeline and that the response-time timers resume."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+PASSWORD = "bench-password-1"
+EXTRA_UNITS = 1800  # the demo has 200: 2,000 units send GPS
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(data_dir: Path) -> dict[str, Any]:
+    """Demo province, 2,000 units, machine clients' keys, panic devices."""
+    from safecity.core.auth import Role, create_service_account
+    from safecity.core.config import load_settings
+    from safecity.core.runtime import build_runtime
+    from safecity.dispatch import service as dispatch
+    from safecity.dispatch.schemas import PanicDeviceIn
+    from safecity.geo import service as geo
+    from safecity.registry import service as registry
+    from safecity.registry.schemas import UnitIn
+    from safecity.sim.democity import build_demo_city
+    from safecity.sim.loader import load_demo_city
+
+    rt = build_runtime(load_settings(mode="demo", data_dir=data_dir))
+    try:
+        load_demo_city(rt, build_demo_city(), password=PASSWORD, with_cameras=False)
+        now = rt.clock.now()
+        with rt.sessions() as s, s.begin():
+            points = geo.representative_points(s, level="station")
+            rng = random.Random(3)
+            for i in range(EXTRA_UNITS):
+                sid, lon, lat = points[i % len(points)]
+                registry.create_unit(
+                    s,
+                    now=now,
+                    unit_in=UnitIn(
+                        code=f"BENCH-{i}",
+                        callsign=f"B-{i}",
+                        kind=rng.choice(["patrol_car", "motorcycle"]),
+                        home_station_id=sid,
+                        lon=lon + rng.uniform(-0.003, 0.003),
+                        lat=lat + rng.uniform(-0.003, 0.003),
+                    ),
+                )
+            _, calls_key = create_service_account(s, name="bench-pbx", role=Role.TELEPHONY, now=now)
+            _, disp_key = create_service_account(
+                s, name="bench-dispatch", role=Role.DISPATCHER, now=now
+            )
+            from safecity.core.auth import Principal
+
+            admin = Principal(subject="bench", name="bench", role=Role.ADMIN)
+            devices = [
+                dispatch.register_panic_device(
+                    s,
+                    now=now,
+                    actor=admin,
+                    device_in=PanicDeviceIn(
+                        code=f"BENCH-PD-{i}",
+                        name=f"Bench device {i}",
+                        kind="school",
+                        phone="0915550000",
+                        lon=points[i][1],
+                        lat=points[i][2],
+                    ),
+                ).device_key
+                for i in range(20)
+            ]
+            units = [u.id for u in registry.list_units(s)]
+        return {
+            "points": [(p[1], p[2]) for p in points],
+            "calls_key": calls_key,
+            "dispatch_key": disp_key,
+            "devices": devices,
+            "units": units,
+        }
+    finally:
+        rt.close()
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")}
+    env.update(
+        SAFECITY_MODE="demo",
+        SAFECITY_DATA_DIR=str(data_dir),
+        SAFECITY_PORT=str(port),
+        SAFECITY_LOG_LEVEL="warning",
+        SAFECITY_CONFIG=str(data_dir / "absent.toml"),
+    )
+    log = open(data_dir / "server.log", "ab")  # noqa: SIM115  (lives as long as the server)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safecity.cli", "serve", "--no-console"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_health(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+def _wait_health(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    u = urllib.parse.urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            c = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=2)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("server did not become healthy")
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class _Client:
+    """One keep-alive HTTP/1.1 connection that reconnects after a failure."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
+        self.headers = {"Content-Type": "application/json", **headers}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode()
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            self.conn.request("POST", path, data, {**self.headers, **(headers or {})})
+            r = self.conn.getresponse()
+            payload = r.read()
+            return r.status, json.loads(payload) if payload else None
+        except (OSError, http.client.HTTPException, json.JSONDecodeError):
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            return 0, None
+
+
+def _call_worker(
+    url: str, cfg: dict[str, Any], rate: float, start: float, deadline: float, seed: int, out: Any
+) -> None:
+    rng = random.Random(seed)
+    time.sleep(max(0.0, start - time.monotonic()))  # the console client connects first
+    calls = _Client(url, {"X-API-Key": cfg["calls_key"]})
+    disp = _Client(url, {"X-API-Key": cfg["dispatch_key"]})
+    panic = _Client(url, {})
+    cats = [
+        "robbery",
+        "snatching",
+        "assault",
+        "traffic_accident",
+        "harassment",
+        "suspicious",
+        "prank",
+        "other",
+        "vehicle_theft",
+        "fire",
+    ]
+    recent: list[tuple[float, float, str, int]] = []
+    sent: list[tuple[float, float, int, int, str]] = []  # t_send, t_done, status, id, kind
+    interval = 1.0 / rate
+    next_t = time.monotonic() + rng.uniform(0, interval)
+    n = 0
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        if now < next_t:
+            time.sleep(next_t - now)
+        next_t += interval
+        n += 1
+        roll = rng.random()
+        t0 = time.monotonic()
+        if roll < 0.05 and recent:  # a dispatcher acknowledges a recent incident
+            _, _, _, iid = rng.choice(recent)
+            status, _ = disp.post(f"/api/v1/incidents/{iid}/status", {"status": "acknowledged"})
+            sent.append((t0, time.monotonic(), status, iid, "status"))
+            continue
+        if roll < 0.06:  # a panic press
+            lon, lat = rng.choice(cfg["points"])
+            status, body = panic.post(
+                "/api/v1/panic",
+                {"lat": lat, "lon": lon},
+                {"X-Device-Key": rng.choice(cfg["devices"])},
+            )
+            sent.append(
+                (t0, time.monotonic(), status, (body or {}).get("incident_id", -1), "panic")
+            )
+            continue
+        if roll < 0.16 and recent:  # a second caller reports the same event
+            lon, lat, cat, _ = rng.choice(recent)
+            lon += rng.uniform(-0.0005, 0.0005)
+        else:
+            lon, lat = rng.choice(cfg["points"])
+            lon += rng.uniform(-0.02, 0.02)
+            lat += rng.uniform(-0.02, 0.02)
+            cat = rng.choice(cats)
+        status, body = calls.post(
+            "/api/v1/calls",
+            {
+                "caller_number": f"03{rng.randint(0, 4)}{rng.randint(10**7, 10**8 - 1)}",
+                "lat": lat,
+                "lon": lon,
+                "category": cat,
+                "description": "bench call",
+                "external_id": f"bench-{seed}-{n}",
+            },
+        )
+        t1 = time.monotonic()
+        if status == 201 and body:
+            kind = "linked" if body.get("linked_to_existing") else "call"
+            sent.append((t0, t1, status, body["incident_id"], kind))
+            if kind == "call":
+                recent.append((lon, lat, cat, body["incident_id"]))
+                recent = recent[-50:]
+        else:
+            sent.append((t0, t1, status, -1, "call"))
+    out.put(("calls", sent))
+
+
+def _ping_worker(
+    url: str,
+    cfg: dict[str, Any],
+    batches_per_s: float,
+    batch: int,
+    start: float,
+    deadline: float,
+    seed: int,
+    out: Any,
+) -> None:
+    rng = random.Random(seed)
+    time.sleep(max(0.0, start - time.monotonic()))
+    client = _Client(url, {"X-API-Key": cfg["dispatch_key"]})
+    units = cfg["units"]
+    pos = {u: rng.choice(cfg["points"]) for u in units}
+    ok = failed = 0
+    interval = 1.0 / batches_per_s
+    next_t = time.monotonic()
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if now < next_t:
+            time.sleep(next_t - now)
+        next_t += interval
+        body = []
+        for u in rng.sample(units, batch):
+            lon, lat = pos[u]
+            lon, lat = lon + rng.uniform(-1e-4, 1e-4), lat + rng.uniform(-1e-4, 1e-4)
+            pos[u] = (lon, lat)
+            body.append({"unit_id": u, "lat": lat, "lon": lon})
+        status, _ = client.post("/api/v1/units/locations", body)
+        if status == 202:
+            ok += batch
+        else:
+            failed += batch
+    out.put(("pings", (ok, failed)))
+
+
+def _subscriber(url: str, key: str, deadline: float, out: Any) -> None:
+    """A console client on the live stream; records when each new incident arrived."""
+    u = urllib.parse.urlsplit(url)
+    seen: dict[int, float] = {}
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=5)
+            conn.request(
+                "GET",
+                "/api/v1/events/stream?subjects=incidents.created",
+                headers={"X-API-Key": key},
+            )
+            resp = conn.getresponse()
+            buf = b""
+            while time.monotonic() < deadline:
+                chunk = resp.fp.read1(65536) if resp.fp else b""
+                if not chunk:
+                    break
+                t = time.monotonic()
+                buf += chunk
+                *events, buf = buf.split(b"\n\n")
+                for ev in events:
+                    for line in ev.split(b"\n"):
+                        if line.startswith(b"data: "):
+                            seen.setdefault(json.loads(line[6:])["data"]["incident_id"], t)
+        except (OSError, http.client.HTTPException, ValueError):
+            time.sleep(0.2)
+    out.put(("events", seen))
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+def run_cad_bench(
+    *,
+    url: str | None = None,
+    duration: float = 60.0,
+    rate: float = 1000.0,
+    pings_per_s: float = 5000.0,
+    kill: bool = False,
+    workers: int = 8,
+    keep: bool = False,
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="safecity-bench-cad-"))
+    proc = None
+    if url is None:
+        cfg = prepare(tmp)
+        port = _free_port()
+        proc = start_server(tmp, port)
+        url = f"http://127.0.0.1:{port}"
+    else:
+        raise SystemExit(
+            "--url needs a prepared server; run without --url to let the bench "
+            "prepare its own (the keys and units come from the preparation)"
+        )
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start = time.monotonic() + 3.0  # processes spawned and the console client connected
+    deadline = start + duration
+    procs = [ctx.Process(target=_subscriber, args=(url, cfg["dispatch_key"], deadline + 3, out))]
+    procs += [
+        ctx.Process(
+            target=_call_worker, args=(url, cfg, rate / workers, start, deadline, 1000 + i, out)
+        )
+        for i in range(workers)
+    ]
+    batch = 100
+    ping_workers = 2
+    procs += [
+        ctx.Process(
+            target=_ping_worker,
+            args=(
+                url,
+                cfg,
+                pings_per_s / batch / ping_workers,
+                batch,
+                start,
+                deadline,
+                50 + i,
+                out,
+            ),
+        )
+        for i in range(ping_workers)
+    ]
+    for p in procs:
+        p.start()
+    restarted_at = None
+    if kill:
+        time.sleep(max(0.0, start + duration / 2 - time.monotonic()))
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        restarted_at = time.monotonic()
+        proc = start_server(tmp, int(urllib.parse.urlsplit(url).port or 0))
+        restart_s = time.monotonic() - restarted_at
+    results: dict[str, Any] = {}
+    calls: list[tuple[float, float, int, int, str]] = []
+    ok_pings = failed_pings = 0
+    for _ in procs:
+        kind, value = out.get(timeout=duration + 120)
+        if kind == "calls":
+            calls += value
+        elif kind == "pings":
+            ok_pings += value[0]
+            failed_pings += value[1]
+        else:
+            results["events"] = value
+    for p in procs:
+        p.join(timeout=10)
+    seen: dict[int, float] = results.get("events", {})
+    created = [c for c in calls if c[2] == 201 and c[4] in ("call", "panic")]
+    answered = [c for c in calls if c[2] == 201 and c[4] in ("call", "panic", "linked")]
+    lat_ms = [(seen[c[3]] - c[0]) * 1000 for c in created if c[3] in seen]
+    resp_ms = [(c[1] - c[0]) * 1000 for c in answered]
+    time.sleep(1.0)
+    if proc is not None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    missing, no_timeline = _verify(tmp, {c[3] for c in answered})
+    lost_events = 0 if kill else sum(1 for c in created if c[3] not in seen)
+    summary: dict[str, Any] = {
+        "calls_per_s": round(len(answered) / duration, 1),
+        "p50_ms": _round(_pct(lat_ms, 0.50)),
+        "p99_ms": _round(_pct(lat_ms, 0.99)),
+        "response_p50_ms": _round(_pct(resp_ms, 0.50)),
+        "response_p99_ms": _round(_pct(resp_ms, 0.99)),
+        "pings_per_s": round(ok_pings / duration, 1),
+        "lost": missing + no_timeline + lost_events,
+        "answered_calls": len(answered),
+        "linked_duplicates": sum(1 for c in answered if c[4] == "linked"),
+        "panic_alerts": sum(1 for c in answered if c[4] == "panic"),
+        "status_updates": sum(1 for c in calls if c[4] == "status" and c[2] == 200),
+        "failed_requests": sum(1 for c in calls if c[2] not in (200, 201)),
+        "failed_by_status": dict(Counter(str(c[2]) for c in calls if c[2] not in (200, 201))),
+        "failed_pings": failed_pings,
+        "target_rate": rate,
+        "duration_s": duration,
+        "kill": kill,
+    }
+    if kill:
+        summary["restart_s"] = round(restart_s, 2)
+        summary.update(_timers_after_restart(tmp))
+    if not keep:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        summary["data_dir"] = str(tmp)
+    return summary
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _verify(data_dir: Path, incident_ids: set[int]) -> tuple[int, int]:
+    """How many answered incidents are missing, and how many lack their timeline."""
+    import sqlite3
+
+    db = sqlite3.connect(data_dir / "safecity.db")
+    try:
+        have = {r[0] for r in db.execute("SELECT id FROM incidents")}
+        with_tl = {
+            r[0]
+            for r in db.execute(
+                "SELECT incident_id FROM incident_events GROUP BY incident_id HAVING count(*) >= 2"
+            )
+        }
+    finally:
+        db.close()
+    ids = {i for i in incident_ids if i > 0}
+    return len(ids - have), len((ids & have) - with_tl)
+
+
+def _timers_after_restart(data_dir: Path) -> dict[str, Any]:
+    import sqlite3
+
+    db = sqlite3.connect(data_dir / "safecity.db")
+    try:
+        dup = db.execute(
+            "SELECT count(*) FROM (SELECT incident_id, level FROM response_alerts "
+            "GROUP BY incident_id, level HAVING count(*) > 1)"
+        ).fetchone()[0]
+        fired = db.execute("SELECT count(*) FROM response_alerts").fetchone()[0]
+    finally:
+        db.close()
+    return {"alerts_fired": fired, "alerts_fired_twice": dup}
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    return (
+        f"calls/s {result['calls_per_s']}, p50 {result['p50_ms']} ms, p99 "
+        f"{result['p99_ms']} ms, pings/s {result['pings_per_s']}, lost {result['lost']}"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(json.dumps(run_cad_bench(duration=float(sys.argv[1]) if len(sys.argv) > 1 else 10)))
