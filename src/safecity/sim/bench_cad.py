@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import json
-from datetime import UTC, datetime
 import multiprocessing as mp
 import os
 import random
@@ -30,6 +29,7 @@ import tempfile
 import time
 import urllib.parse
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +110,13 @@ def prepare(data_dir: Path, *, short_targets: bool = False) -> dict[str, Any]:
                 from safecity.incidents import service as incidents
                 from safecity.incidents.schemas import ResponseTargetIn
 
-                ten = ResponseTargetIn(acknowledge_s=10, dispatch_s=10, arrive_s=10,
-                                       unattended_s=10)
+                ten = ResponseTargetIn(
+                    acknowledge_s=10, dispatch_s=10, arrive_s=10, unattended_s=10
+                )
                 for t in incidents.list_targets(s):
-                    incidents.set_target(s, priority=t.priority, area_type=t.area_type,
-                                         target_in=ten, actor=admin)
+                    incidents.set_target(
+                        s, priority=t.priority, area_type=t.area_type, target_in=ten, actor=admin
+                    )
         return {
             "points": [(p[1], p[2]) for p in points],
             "calls_key": calls_key,
@@ -507,11 +509,16 @@ def _timers_after_restart(data_dir: Path, killed: datetime) -> dict[str, Any]:
         fired = db.execute("SELECT count(*) FROM response_alerts").fetchone()[0]
         resumed = db.execute(
             "SELECT count(*) FROM response_alerts a JOIN incidents i ON i.id = a.incident_id "
-            "WHERE i.received_at < ? AND a.fired_at > ?", (cut, cut)).fetchone()[0]
+            "WHERE i.received_at < ? AND a.fired_at > ?",
+            (cut, cut),
+        ).fetchone()[0]
     finally:
         db.close()
-    return {"alerts_fired": fired, "alerts_fired_twice": dup,
-            "alerts_resumed_after_restart": resumed}
+    return {
+        "alerts_fired": fired,
+        "alerts_fired_twice": dup,
+        "alerts_resumed_after_restart": resumed,
+    }
 
 
 def summary_line(result: dict[str, Any]) -> str:
