@@ -247,3 +247,32 @@ def test_response_time_report_and_kpis(cad_client: TestClient, cad_runtime: Runt
     kpis = cad_client.get("/api/v1/kpis", headers=disp).json()
     k = next(k for k in kpis if k["incidents_today"] == 3)
     assert k["by_type"] == {"robbery": 3} and k["calls_today"] == 3
+
+
+def test_field_officer_reports_on_his_units_job_in_another_station(
+    cad_client: TestClient,
+) -> None:
+    """Mutual aid: a unit sent across a station boundary still reports its own steps."""
+    admin = login(cad_client, "admin")
+    me = cad_client.get("/api/v1/auth/me", headers=login(cad_client, "officer.psr1")).json()
+    officers = cad_client.get("/api/v1/officers", headers=admin).json()
+    mine = next(o for o in officers if o["username"] == "officer.psr1")
+    assert mine["unit_id"] is not None and me["scope_level"] == "station"
+    stations = cad_client.get("/api/v1/geo/jurisdictions?level=station", headers=admin).json()
+    other = next(s for s in stations if s["id"] != me["scope_id"])
+    iid = _call(cad_client, other["lon"], other["lat"])
+    disp = login(cad_client, "dispatcher")
+    r = cad_client.post(
+        f"/api/v1/incidents/{iid}/dispatch", headers=disp, json={"unit_ids": [mine["unit_id"]]}
+    )
+    assert r.status_code == 201, r.text
+    field = login(cad_client, "officer.psr1")
+    r = cad_client.post(
+        f"/api/v1/units/{mine['unit_id']}/status", headers=field, json={"status": "en_route"}
+    )
+    assert r.status_code == 200, r.text
+    # His assignment lets him report his unit's steps, not run the other station's incident.
+    r = cad_client.post(
+        f"/api/v1/incidents/{iid}/status", headers=field, json={"status": "cancelled"}
+    )
+    assert r.status_code == 403

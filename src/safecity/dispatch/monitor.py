@@ -11,6 +11,9 @@ from safecity.dispatch import service
 
 log = logging.getLogger("safecity.dispatch")
 
+#: Rounds between two full look-backs (one a minute at the default interval).
+FULL_EVERY = 60
+
 
 class ResponseTimeMonitor:
     def __init__(self, runtime: Runtime, *, interval_s: float = 1.0) -> None:
@@ -18,6 +21,7 @@ class ResponseTimeMonitor:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._since: datetime | None = None
+        self._rounds = 0
         self._thread = threading.Thread(target=self._run, name="response-monitor", daemon=True)
 
     def start(self) -> None:
@@ -30,8 +34,12 @@ class ResponseTimeMonitor:
     def check_once(self) -> int:
         """One round: deadlines that passed since the previous round (at start: LOOKBACK)."""
         now = self.runtime.clock.now()
+        # Every FULL_EVERY rounds look all the way back: a target shortened by the command
+        # centre makes deadlines fall in the past, which the incremental rounds never see.
+        self._rounds += 1
+        since = None if self._rounds % FULL_EVERY == 0 else self._since
         with self.runtime.sessions() as session:
-            fired = service.check_response_times(session, now=now, since=self._since)
+            fired = service.check_response_times(session, now=now, since=since)
         self._since = now
         return len(fired)
 

@@ -241,6 +241,7 @@ def unit_step(
             f"unit {unit.callsign} is already {a.status} on incident "
             f"{a.incident_id}; it cannot go back to {step}"
         )
+    actor = _crew_or_scoped(session, actor, unit_id=unit_id, incident_id=a.incident_id)
     inc = _incident_scoped(session, a.incident_id, actor)
     setattr(a, f"{step}_at" if step != "cleared" else "cleared_at", now)
     a.status = step
@@ -269,6 +270,27 @@ def unit_step(
         _clear(session, a, unit, actor, now, disposition, inc)
     session.flush()
     return AssignmentOut.model_validate(a)
+
+
+def _crew_or_scoped(
+    session: Session, actor: Principal, *, unit_id: int, incident_id: int
+) -> Principal:
+    """A unit's own crew may report on the job it was sent to, even in another station's
+    area (mutual aid); anyone else needs the incident inside their jurisdiction."""
+    inc = incidents.incident_for_system(session, incident_id=incident_id)
+    where = JurisdictionIds(inc.station_id, inc.tehsil_id, inc.district_id, inc.province_id)
+    if actor.covers(where):
+        return actor
+    crew_unit = registry.unit_for_username(session, username=actor.name)
+    if crew_unit is not None and crew_unit.id == unit_id:
+        return Principal(
+            subject=actor.subject,
+            name=actor.name,
+            role=actor.role,
+            scope_level="all",
+            user_id=actor.user_id,
+        )
+    return actor  # the scoped read below refuses it with a clear 403
 
 
 def _clear(

@@ -236,8 +236,7 @@ class StationLocator:
             )
         self.index = JurisdictionIndex([(r.id, shapely.from_wkb(r.geometry_wkb)) for r in rows])
         self.stations = {
-            r.id: _StationRow(r.id, r.tehsil_id, r.district_id, r.province_id, r.name,
-                              r.area_type)
+            r.id: _StationRow(r.id, r.tehsil_id, r.district_id, r.province_id, r.name, r.area_type)
             for r in rows
         }
 
@@ -246,8 +245,7 @@ class StationLocator:
         hit = self.index.locate(lon, lat)
         return self.station(hit.jurisdiction_id, inside=hit.inside, distance_m=hit.distance_m)
 
-    def station(self, station_id: int, *, inside: bool = True, distance_m: float = 0.0
-                ) -> Location:
+    def station(self, station_id: int, *, inside: bool = True, distance_m: float = 0.0) -> Location:
         """The hierarchy, name and area type of a station, from this snapshot."""
         st = self.stations.get(station_id)
         if st is None:

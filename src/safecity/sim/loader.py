@@ -49,7 +49,7 @@ def load_demo_city(
     runtime: Runtime, city: DemoCity, *, password: str, with_cameras: bool = True
 ) -> dict[str, int]:
     """Write the whole demo province in one transaction (all or nothing). Without cameras
-    (and their sites and the officers) it is a quick fixture for dispatch tests."""
+    (and their sites) it is a quick fixture for dispatch tests."""
     now = runtime.clock.now()
     with runtime.sessions() as session, session.begin():
         layers: tuple[tuple[Level, tuple[Area, ...]], ...] = (
@@ -103,7 +103,8 @@ def load_demo_city(
                     agency_code="KPP",
                 ),
             )
-        for o in city.officers if with_cameras else ():
+        logins = {u.officer_code: u.username for u in city.users if u.officer_code}
+        for o in city.officers:
             registry.create_officer(
                 session,
                 officer_in=OfficerIn(
@@ -114,6 +115,7 @@ def load_demo_city(
                     tehsil_id=ids.get(o.tehsil_code or ""),
                     district_id=ids.get(o.district_code or ""),
                     unit_code=o.unit_code,
+                    username=logins.get(o.code),
                 ),
             )
         shared_hash = hash_password(password)  # one demo password: hash it once
