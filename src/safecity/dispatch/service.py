@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -48,11 +49,22 @@ _M_PER_DEG = 111_195.0
 # --------------------------------------------------------------------------- travel time
 
 
+class Placed(Protocol):
+    """A unit as the estimator sees it."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def lat(self) -> float: ...
+
+
 class TravelTimeEstimator(Protocol):
     """Seconds for a unit to reach a point. The straight-line estimate below is the
     default; a road-network router (OSRM, Valhalla, pgRouting) can replace it."""
 
-    def eta_s(self, unit: UnitOut, lon: float, lat: float) -> tuple[float, float]:
+    def eta_s(self, unit: Placed, lon: float, lat: float) -> tuple[float, float]:
         """(distance in metres, travel time in seconds)."""
         ...
 
@@ -68,7 +80,7 @@ class StraightLineEstimator:
         ("foot", 5.0),
     )
 
-    def eta_s(self, unit: UnitOut, lon: float, lat: float) -> tuple[float, float]:
+    def eta_s(self, unit: Placed, lon: float, lat: float) -> tuple[float, float]:
         k = math.cos(math.radians((unit.lat + lat) / 2))
         d = math.hypot((unit.lon - lon) * k, unit.lat - lat) * _M_PER_DEG
         speed = dict(self.speed_kmh).get(unit.kind, 25.0) / 3.6
@@ -94,11 +106,23 @@ def recommend_units(
     return _recommend(session, inc.lon, inc.lat, inc.station_id, limit)
 
 
+#: Units considered by the travel-time estimator: the nearest this many by straight line
+#: (a road router is costly per unit; the nearest few dozen always hold the fastest).
+SHORTLIST = 40
+
+
 def _recommend(
     session: Session, lon: float, lat: float, station_id: int, limit: int
 ) -> list[Recommendation]:
+    units = registry.unit_positions(session, status="available")
+    if not units:
+        return []
+    k = math.cos(math.radians(lat))
+    d2 = np.array([((u.lon - lon) * k) ** 2 + (u.lat - lat) ** 2 for u in units])
+    near = np.argsort(d2)[: max(SHORTLIST, limit)]
     recs = []
-    for u in registry.list_units(session, status="available"):
+    for i in near.tolist():
+        u = units[i]
         dist, eta = ESTIMATOR.eta_s(u, lon, lat)
         recs.append(
             Recommendation(

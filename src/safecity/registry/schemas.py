@@ -187,3 +187,17 @@ class OfficerOut(_Out):
 class ImportResult(BaseModel):
     created: int
     updated: int
+
+
+class UnitPosition(BaseModel):
+    """Where a unit is and what it is: what dispatch needs to rank units, read cheaply."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    callsign: str
+    kind: str
+    status: str
+    home_station_id: int
+    lon: float
+    lat: float

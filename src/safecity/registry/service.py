@@ -31,6 +31,7 @@ from safecity.registry.schemas import (
     SiteUpdate,
     UnitIn,
     UnitOut,
+    UnitPosition,
     UnitUpdate,
 )
 
@@ -232,6 +233,21 @@ def create_unit(session: Session, *, unit_in: UnitIn, now: datetime) -> UnitOut:
     session.flush()
     _changed(session, "unit", row.id, "created")
     return UnitOut.model_validate(row)
+
+
+def unit_positions(session: Session, *, status: str | None = None) -> list[UnitPosition]:
+    """Every unit's position and kind, read as plain rows (thousands per call are cheap)."""
+    q = select(
+        Unit.id, Unit.callsign, Unit.kind, Unit.status, Unit.home_station_id, Unit.lon, Unit.lat
+    )
+    if status is not None:
+        q = q.where(Unit.status == status)
+    return [
+        UnitPosition.model_construct(
+            id=r[0], callsign=r[1], kind=r[2], status=r[3], home_station_id=r[4], lon=r[5], lat=r[6]
+        )
+        for r in session.execute(q)
+    ]
 
 
 def get_unit(session: Session, *, unit_id: int) -> UnitOut:
