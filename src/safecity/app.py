@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecity import __version__
+from safecity.analytics import api as analytics_api
+from safecity.analytics import service as analytics_service
 from safecity.core import auth_api, events_api
 from safecity.core.errors import SafeCityError
 from safecity.core.runtime import Runtime
@@ -22,6 +24,7 @@ from safecity.dispatch.monitor import ResponseTimeMonitor
 from safecity.geo import api as geo_api
 from safecity.incidents import api as incidents_api
 from safecity.registry import api as registry_api
+from safecity.video import api as video_api
 
 log = logging.getLogger("safecity")
 
@@ -85,7 +88,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Background workers of the embedded server: the response-time monitor, and the
+        # mirror that feeds new incidents to crime analytics.
         monitor = ResponseTimeMonitor(runtime) if with_monitor else None
+        stop_mirror = analytics_service.start_live_mirror(runtime) if with_monitor else None
         if monitor is not None:
             monitor.start()
         for hook in on_startup or []:
@@ -93,6 +99,8 @@ def create_app(
         yield
         if monitor is not None:
             monitor.stop()
+        if stop_mirror is not None:
+            stop_mirror()
 
     app = FastAPI(
         title="SafeCity",
@@ -113,6 +121,8 @@ def create_app(
     app.include_router(incidents_api.router)
     app.include_router(dispatch_api.router)
     app.include_router(events_api.router)
+    app.include_router(video_api.router)
+    app.include_router(analytics_api.router)
     if with_console:
         from safecity.console import mount_console
 

@@ -7,11 +7,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+import safecity.analytics.models
 import safecity.core.models
 import safecity.dispatch.models
 import safecity.geo.models
 import safecity.incidents.models
-import safecity.registry.models  # noqa: F401  (every table on Base.metadata)
+import safecity.registry.models
+import safecity.video.models  # noqa: F401  (every table on Base.metadata)
 from safecity.core.db import Base, include_in_migrations, migrate
 from safecity.core.runtime import Runtime
 
@@ -35,7 +37,7 @@ def test_migrate_is_idempotent(runtime: Runtime) -> None:
     migrate(runtime.engine)
     with runtime.engine.connect() as conn:
         rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert rev == "0002"
+    assert rev == "0004"
     assert "incidents" in inspect(runtime.engine).get_table_names()
 
 

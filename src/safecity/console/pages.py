@@ -59,6 +59,8 @@ MAX_ROWS = 200
 UNIT_FLUSH_S = 1.0
 #: Paths the console never answers, so the API's JSON 404/405 handlers keep them.
 _API_PATHS = ("/api/", "/docs", "/redoc", "/openapi.json", "/health")
+#: Pages the login may send back to (`next` in the session), nothing else.
+_NEXT_PAGES = ("/", "/dispatch")
 
 _FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
@@ -113,6 +115,9 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     if not _STATE.pages_registered:
         _register_pages()
         _STATE.pages_registered = True
+    from safecity.video import ui as video_ui  # camera list, wall, events, traffic
+
+    video_ui.register_pages(runtime)
     if _STATE.nicegui_started:
         # NiceGUI is one app per process: a second FastAPI app (tests) serves the same pages,
         # which now read the newest runtime. The API of every app is unaffected.
@@ -327,7 +332,8 @@ window.SafeCity = (() => {
       m.setLatLng([lat, lon]);
       m.setStyle({fillColor: color});
     }
-    m.sc = {callsign, status};
+    m.sc = {callsign: callsign ?? m.sc?.callsign ?? "", status: status ?? m.sc?.status ?? ""};
+    m.setStyle({fillColor: unitColor[m.sc.status] || "#22c55e"});
   }
   function incident(c, i) {
     if (c.incidents.has(i.id)) return;
@@ -500,6 +506,14 @@ def _row(
 
 
 def _register_pages() -> None:
+    from safecity.console import dispatch_ui, mobile_ui  # they build on this module
+
+    dispatch_ui.register()
+    mobile_ui.register()
+    from safecity.analytics import ui as analytics_ui
+
+    analytics_ui.register_pages(_runtime)
+
     @ui.page("/login", title="SafeCity — log in")
     async def login_page() -> RedirectResponse | None:
         if await _current_principal() is not None:
@@ -551,8 +565,9 @@ def _register_pages() -> None:
                 finally:
                     button.enable()
                 log.info("console login: %s (%s)", who.name, who.role.value)
+                target = nicegui_app.storage.user.pop("next", "/")
                 nicegui_app.storage.user.update(token=token, username=who.name)
-                ui.navigate.to("/")
+                ui.navigate.to(target if target in _NEXT_PAGES else "/")
 
             password.on("keydown.enter", submit)
             button = ui.button("Log in", on_click=submit).props("id=login-submit unelevated")
@@ -587,6 +602,13 @@ def _register_pages() -> None:
             ui.icon("shield").classes("text-sky-500 text-xl")
             ui.label("SafeCity").classes("text-lg font-bold tracking-wide text-slate-100")
             ui.label("Command & Control").classes("text-xs text-slate-400 uppercase")
+            ui.link("Dispatch board", "/dispatch").props("id=nav-dispatch").classes(
+                "text-sm text-sky-300 ml-3"
+            )
+            ui.link("Analytics", "/analytics").props("id=nav-analytics").classes(
+                "text-sm text-sky-300 ml-3"
+            )
+            ui.link("Cameras", "/video").props("id=nav-video").classes("text-sm text-sky-300 ml-3")
             ui.space()
             with ui.row().classes("items-center gap-1"):
                 ui.element("span").classes("sc-live")
@@ -691,8 +713,8 @@ def _register_pages() -> None:
                         int(d["id"]),
                         float(d["lat"]),
                         float(d["lon"]),
-                        str(d.get("callsign", "")),
-                        str(d.get("status", "")),
+                        d.get("callsign"),  # GPS batches carry neither: keep what is shown
+                        d.get("status"),
                     ]
                 except (KeyError, TypeError, ValueError):
                     log.warning("console: malformed units.location event %r", d)

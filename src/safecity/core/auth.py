@@ -61,7 +61,8 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.ANALYST: frozenset(_READ),
     Role.FIELD_OFFICER: frozenset(_READ | {Perm.INCIDENTS_UPDATE}),
     Role.TELEPHONY: frozenset({Perm.CALLS_CREATE, Perm.GEO_READ}),
-    Role.CAMERA_GATEWAY: frozenset({Perm.REGISTRY_READ, Perm.GEO_READ}),
+    # A camera gateway turns rule hits (perimeter intrusion) into incidents.
+    Role.CAMERA_GATEWAY: frozenset({Perm.REGISTRY_READ, Perm.GEO_READ, Perm.CALLS_CREATE}),
 }
 
 ROLE_LABELS: dict[Role, str] = {

@@ -5,11 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import safecity.analytics.models
 import safecity.core.models
 import safecity.dispatch.models
 import safecity.geo.models
 import safecity.incidents.models
-import safecity.registry.models  # noqa: F401  (registers every table on Base.metadata)
+import safecity.registry.models
+import safecity.video.models  # noqa: F401  (registers every table on Base.metadata)
 from safecity.core.db import Base, include_in_migrations
 
 config = context.config

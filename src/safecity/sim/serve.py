@@ -6,6 +6,7 @@ import logging
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -74,7 +75,15 @@ def run_demo(settings: Settings, *, reset: bool = False) -> int:
         f"and one per station/tehsil; all {len(city.users)} listed in the console's Users page",
         flush=True,
     )
-    hooks = [lambda _rt: simulator.start()] if settings.simulate else []
+    hooks: list[Callable[[Runtime], object]] = (
+        [lambda _rt: simulator.start()] if settings.simulate else []
+    )
+    if settings.simulate:
+        # A few demo cameras play the shared real clips through the video pipeline (when
+        # ../shared is there); the other demo cameras' addresses are placeholders.
+        from safecity.video.demo import start_demo_video
+
+        hooks.append(lambda rt: start_demo_video(rt, shared=settings.shared_dir))
     try:
         return _serve(runtime, on_startup=hooks)
     finally:

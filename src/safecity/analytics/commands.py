@@ -1,0 +1,297 @@
+"""The analytics part of the `safecity` command: `import incidents`, `eval hotspots`,
+`plan patrols`. `safecity.cli` adds these parsers; nothing here imports the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from safecity.core.errors import InvalidInput
+
+
+def _add_columns(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("CSV columns (names as in the header, any case)")
+    g.add_argument("--date-col", default="date", help="date, or date and time (default: date)")
+    g.add_argument("--time-col", help="time of day, when the file has it apart from the date")
+    g.add_argument("--lon-col", default="longitude", help="longitude, WGS 84 (default: longitude)")
+    g.add_argument("--lat-col", default="latitude", help="latitude, WGS 84 (default: latitude)")
+    g.add_argument("--type-col", default="type", help="incident type (optional; default: type)")
+    g.add_argument("--id-col", help="the incident's id in the source: repeats are skipped")
+    g.add_argument(
+        "--date-format",
+        help="strptime format when dates are not ISO, e.g. '%%m/%%d/%%Y %%I:%%M:%%S %%p'",
+    )
+    g.add_argument(
+        "--tz",
+        default="UTC",
+        help="IANA time zone of dates without a UTC offset (default: UTC), "
+        "e.g. Asia/Karachi, America/Chicago",
+    )
+
+
+def _columns(args: argparse.Namespace) -> Any:
+    from safecity.analytics.events import ColumnMap
+
+    return ColumnMap(
+        date=args.date_col,
+        time=args.time_col,
+        longitude=args.lon_col,
+        latitude=args.lat_col,
+        type=args.type_col,
+        id=args.id_col,
+        date_format=args.date_format,
+    )
+
+
+# --------------------------------------------------------------------------- import
+
+
+def add_import_parser(isub: Any) -> None:
+    """`safecity import incidents FILE.csv ...` under the `import` command."""
+    x = isub.add_parser(
+        "incidents",
+        help="an incident history (CSV) for analytics",
+        description="Import past incidents (CSV, plain or .gz) into an analytics dataset. "
+        "Rows with a bad date or bad coordinates are skipped and reported; incidents "
+        "outside every jurisdiction are kept and counted.",
+    )
+    x.add_argument("file")
+    x.add_argument("--dataset", default="history", help="dataset name (default: history)")
+    x.add_argument("--replace", action="store_true", help="delete the dataset's incidents first")
+    _add_columns(x)
+    x.set_defaults(func=cmd_import_incidents)
+
+
+def cmd_import_incidents(args: argparse.Namespace) -> int:
+    from safecity.analytics import service
+    from safecity.analytics.events import read_csv
+    from safecity.core.config import load_settings
+    from safecity.core.db import transaction
+    from safecity.core.runtime import build_runtime
+
+    incidents, report = read_csv(args.file, columns=_columns(args), tz=args.tz)
+    rt = build_runtime(load_settings())
+    try:
+        with transaction(rt.sessions) as session:
+            out = service.import_history(
+                session,
+                incidents=incidents,
+                report=report,
+                dataset=args.dataset,
+                source=Path(args.file).name,
+                replace=args.replace,
+                now=rt.clock.now(),
+                actor="cli",
+            )
+    finally:
+        rt.close()
+    print(service.describe_import(out))
+    return 0
+
+
+# --------------------------------------------------------------------------- eval
+
+
+def add_eval_parser(sub: Any) -> None:
+    """`safecity eval hotspots ...`."""
+    e = sub.add_parser("eval", help="evaluate analytics models on real data")
+    esub = e.add_subparsers(dest="what", required=True)
+    h = esub.add_parser(
+        "hotspots",
+        help="weekly hotspot forecasts scored by hit rate and PAI",
+        description="Forecast every week of the period from the incidents before it, for "
+        "each model and the naive baseline (past-365-day counts), and score the top 1% and "
+        "5% of the area's cells. CSV columns: date (YYYY-MM-DD[ HH:MM]), longitude, "
+        "latitude, optional type.",
+    )
+    h.add_argument("--incidents", required=True, help="CSV file (plain or .gz)")
+    h.add_argument("--from", dest="start", required=True, help="first day evaluated")
+    h.add_argument("--to", dest="end", required=True, help="last day evaluated (included)")
+    h.add_argument(
+        "--boundary", help="GeoJSON polygons of the area (default: cells with incidents)"
+    )
+    h.add_argument("--cell", type=float, default=150.0, help="cell size in metres (default 150)")
+    h.add_argument(
+        "--model",
+        action="append",
+        help="model(s) to run beside the naive baseline: naive, prospective, kde, sepp, "
+        "blend, or all (default); repeat or separate with commas",
+    )
+    h.add_argument("--type", action="append", help="only incidents of this type (repeatable)")
+    h.add_argument(
+        "--history-from", help="ignore incidents before this date (default: use all history)"
+    )
+    h.add_argument("--json", action="store_true", help="print one JSON object")
+    h.add_argument(
+        "--save", action="store_true", help="keep the result in the database for the console"
+    )
+    _add_columns(h)
+    h.set_defaults(func=cmd_eval_hotspots)
+
+
+def cmd_eval_hotspots(args: argparse.Namespace) -> int:
+    from safecity.analytics.evaluate import evaluate, format_table
+    from safecity.analytics.events import parse_date, read_csv
+    from safecity.analytics.forecast import model_names
+
+    t0 = time.perf_counter()
+    start = parse_date(args.start)
+    end = parse_date(args.end, end_of_day=True)
+    history_from = parse_date(args.history_from) if args.history_from else None
+    boundary = _boundary(args.boundary) if args.boundary else None
+    incidents, report = read_csv(args.incidents, columns=_columns(args), tz=args.tz)
+    if report.skipped:
+        print(f"{args.incidents}: {report.summary()}", file=sys.stderr)
+        for ex in report.examples:
+            print(f"  {ex}", file=sys.stderr)
+    incidents = incidents.of_type(args.type)
+    names = model_names(args.model)
+    quiet = args.json
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr)
+
+    ev = evaluate(
+        incidents,
+        start=start,
+        end=end,
+        models=names,
+        cell_m=args.cell,
+        boundary=boundary,
+        history_from=history_from,
+        progress=progress,
+    )
+    summary = ev.summary()
+    summary["meta"]["total_seconds"] = round(time.perf_counter() - t0, 2)
+    summary["meta"]["skipped_rows"] = report.skipped
+    if args.save:
+        _save(args, summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_table(ev))
+        print(f"total {summary['meta']['total_seconds']:.1f} s")
+    return 0
+
+
+def _boundary(path: str) -> Any:
+    from safecity.analytics.grid import boundary_geometry
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"boundary file not found: {path}")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path} is not a GeoJSON file: {exc}") from None
+    return boundary_geometry(doc)
+
+
+def _save(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    from safecity.analytics import service
+    from safecity.core.config import load_settings
+    from safecity.core.db import transaction
+    from safecity.core.runtime import build_runtime
+
+    rt = build_runtime(load_settings())
+    try:
+        with transaction(rt.sessions) as session:
+            service.save_evaluation(
+                session,
+                source=Path(args.incidents).name,
+                params={
+                    "from": args.start,
+                    "to": args.end,
+                    "cell_m": args.cell,
+                    "boundary": Path(args.boundary).name if args.boundary else None,
+                    "type": args.type,
+                },
+                result=summary,
+                now=rt.clock.now(),
+            )
+    finally:
+        rt.close()
+
+
+# --------------------------------------------------------------------------- patrols
+
+
+def add_plan_parser(sub: Any) -> None:
+    """`safecity plan patrols ...`: a printable patrol sheet from a CSV history."""
+    pl = sub.add_parser("plan", help="patrol planning from a forecast")
+    psub = pl.add_subparsers(dest="what", required=True)
+    p = psub.add_parser(
+        "patrols",
+        help="top cells per station and shift, as a printable HTML sheet",
+        description="Forecast the week from the incidents before it and list, for each "
+        "station (polygon of --stations) and shift, the cells to patrol.",
+    )
+    p.add_argument("--incidents", required=True, help="CSV file (plain or .gz)")
+    p.add_argument("--stations", required=True, help="GeoJSON polygons, one per station")
+    p.add_argument(
+        "--name-property", default="name", help="the stations' name property (default: name)"
+    )
+    p.add_argument("--week", required=True, help="first day of the week planned (YYYY-MM-DD)")
+    p.add_argument("--model", default="blend", help="forecast model (default: blend)")
+    p.add_argument("--top", type=int, default=10, help="cells per station and shift (default 10)")
+    p.add_argument("--cell", type=float, default=150.0, help="cell size in metres (default 150)")
+    p.add_argument(
+        "--shifts",
+        default="morning=6-14,evening=14-22,night=22-6",
+        help="shifts as name=from-to hours (default: morning=6-14,evening=14-22,night=22-6)",
+    )
+    p.add_argument("--type", action="append", help="only incidents of this type (repeatable)")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    _add_columns(p)
+    p.set_defaults(func=cmd_plan_patrols)
+
+
+def cmd_plan_patrols(args: argparse.Namespace) -> int:
+    from safecity.analytics import patrol
+    from safecity.analytics.events import parse_date, read_csv
+
+    stations = _stations(args.stations, args.name_property)
+    incidents, report = read_csv(args.incidents, columns=_columns(args), tz=args.tz)
+    if report.skipped:
+        print(f"{args.incidents}: {report.summary()}", file=sys.stderr)
+    plan = patrol.plan_from_polygons(
+        incidents.of_type(args.type),
+        stations=stations,
+        week_start=parse_date(args.week),
+        model=args.model,
+        top=args.top,
+        cell_m=args.cell,
+        shifts=patrol.parse_shifts(args.shifts),
+        title=f"Patrol plan: {Path(args.incidents).name}",
+    )
+    Path(args.out).write_text(patrol.render_html(plan), encoding="utf-8")
+    cells = sum(len(s.cells) for s in plan.stations)
+    print(f"{args.out}: {len(plan.stations)} station-shifts, {cells} cells")
+    return 0
+
+
+def _stations(path: str, name_property: str) -> list[tuple[str, Any]]:
+    from shapely.geometry import shape
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"stations file not found: {path}")
+    doc = json.loads(p.read_text(encoding="utf-8-sig"))
+    out = []
+    for i, f in enumerate(doc.get("features") or []):
+        props = f.get("properties") or {}
+        name = props.get(name_property)
+        if name is None:
+            raise InvalidInput(
+                f"feature {i} of {path} has no property {name_property!r}; its properties "
+                f"are: {', '.join(props)}. Give --name-property"
+            )
+        out.append((str(name), shape(f["geometry"])))
+    if not out:
+        raise InvalidInput(f"{path} holds no features")
+    return out

@@ -1,0 +1,125 @@
+"""Video routes: events (with snapshot and clip), camera status, live pictures, rules and
+traffic counts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, Response
+
+from safecity.core.auth import Perm
+from safecity.core.deps import RuntimeDep, SessionDep, requires
+from safecity.core.errors import NotFound
+from safecity.registry import service as registry
+from safecity.video import service
+from safecity.video.schemas import (
+    CameraRulesIn,
+    CameraRulesOut,
+    CameraStatusOut,
+    TrafficSeries,
+    VideoEventOut,
+)
+
+router = APIRouter(prefix="/api/v1/video", tags=["video"])
+READ = [requires(Perm.REGISTRY_READ)]
+WRITE = [requires(Perm.REGISTRY_WRITE)]
+
+
+@router.get("/events", response_model=list[VideoEventOut], dependencies=READ)
+def events(
+    session: SessionDep,
+    camera_id: int | None = None,
+    site_id: int | None = None,
+    kind: str | None = None,
+    alerts_only: bool = False,
+    since: datetime | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> list[VideoEventOut]:
+    return service.list_events(
+        session,
+        camera_id=camera_id,
+        site_id=site_id,
+        kind=kind,
+        alerts_only=alerts_only,
+        since=since,
+        limit=limit,
+    )
+
+
+@router.get("/events/{event_id}", response_model=VideoEventOut, dependencies=READ)
+def event(event_id: int, session: SessionDep) -> VideoEventOut:
+    return service.get_event(session, event_id=event_id)
+
+
+@router.get(
+    "/events/{event_id}/snapshot",
+    dependencies=READ,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def snapshot(event_id: int, session: SessionDep) -> FileResponse:
+    ev = service.get_event(session, event_id=event_id)
+    if not ev.snapshot_path or not Path(ev.snapshot_path).is_file():
+        raise NotFound(f"video event {event_id} has no snapshot (none taken, or past retention)")
+    return FileResponse(ev.snapshot_path, media_type="image/jpeg")
+
+
+@router.get("/events/{event_id}/clip", dependencies=READ)
+def clip(event_id: int, session: SessionDep) -> FileResponse:
+    ev = service.get_event(session, event_id=event_id)
+    if ev.clip_path:
+        for suffix, media in ((".mp4", "video/mp4"), (".ts", "video/mp2t")):
+            p = Path(ev.clip_path).with_suffix(suffix)
+            if p.is_file():
+                return FileResponse(p, media_type=media)
+    raise NotFound(
+        f"video event {event_id} has no clip (not an alert, the clip is still "
+        "being written, or it is past retention)"
+    )
+
+
+@router.get("/cameras/status", response_model=list[CameraStatusOut], dependencies=READ)
+def statuses(session: SessionDep, site_id: int | None = None) -> list[CameraStatusOut]:
+    return service.camera_statuses(session, site_id=site_id)
+
+
+@router.get(
+    "/cameras/{camera_id}/live.jpg",
+    dependencies=READ,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def live(camera_id: int, session: SessionDep, runtime: RuntimeDep) -> Response:
+    registry.get_camera(session, camera_id=camera_id)
+    p = service.live_root(runtime.settings.data_dir) / f"{camera_id}.jpg"
+    if not p.is_file():
+        raise NotFound(
+            f"camera {camera_id} has no live picture yet: is a `safecity worker` analysing it?"
+        )
+    return Response(p.read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=READ)
+def get_rules(camera_id: int, session: SessionDep) -> CameraRulesOut:
+    return service.get_rules(session, camera_id=camera_id)
+
+
+@router.put("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=WRITE)
+def put_rules(
+    camera_id: int, body: CameraRulesIn, session: SessionDep, runtime: RuntimeDep
+) -> CameraRulesOut:
+    out = service.set_rules(session, camera_id=camera_id, rules=body, now=runtime.clock.now())
+    session.commit()
+    return out
+
+
+@router.get("/traffic", response_model=TrafficSeries, dependencies=READ)
+def traffic(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    camera_id: int | None = None,
+    site_id: int | None = None,
+    minutes: int = Query(60, ge=1, le=7 * 24 * 60),
+) -> TrafficSeries:
+    since = runtime.clock.now() - timedelta(minutes=minutes)
+    return service.traffic(session, camera_id=camera_id, site_id=site_id, since=since)

@@ -1,0 +1,578 @@
+"""Console pages of video analytics (NiceGUI), a thin layer over `safecity.video.service`.
+
+- /video: cameras with their live status, frames per second and last frame time;
+- /video/wall: a wall of live pictures (boxes drawn by the worker), refreshed every second;
+- /video/events: event review, newest first, live from the bus, with the snapshot;
+- /video/traffic: counts per minute per class, for a camera or a whole site;
+- /video/camera/{id}: a camera's zones and lines, drawn by clicking on its picture.
+
+The console calls `register_pages(runtime)` once it has mounted NiceGUI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from fastapi.responses import RedirectResponse
+from nicegui import app as nicegui_app
+from nicegui import run, ui
+
+from safecity.core.auth import Perm, Principal, principal_from_token
+from safecity.core.errors import SafeCityError, Unauthenticated
+from safecity.core.runtime import Runtime
+from safecity.registry import service as registry
+from safecity.video import service
+from safecity.video.schemas import CameraRulesIn, LineIn, ZoneIn
+
+log = logging.getLogger("safecity.video.ui")
+P = ParamSpec("P")
+R = TypeVar("R")
+PKT = timezone(timedelta(hours=5), "PKT")
+WALL_MAX = 24
+_STATUS_COLOURS = {
+    "online": "positive",
+    "offline": "negative",
+    "frozen": "warning",
+    "dark": "grey",
+    "tampered": "deep-orange",
+    "unknown": "grey",
+}
+
+
+@dataclass
+class _State:
+    runtime: Runtime | None = None
+    registered: bool = False
+
+
+_STATE = _State()
+
+
+def _rt() -> Runtime:
+    if _STATE.runtime is None:  # pragma: no cover - register_pages sets it
+        raise RuntimeError("video pages are not registered")
+    return _STATE.runtime
+
+
+async def _io(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    result = await run.io_bound(fn, *args, **kwargs)
+    if result is None:
+        raise asyncio.CancelledError
+    return result
+
+
+def _principal_sync(token: str) -> Principal:
+    rt = _rt()
+    with rt.sessions() as s:
+        return principal_from_token(s, token, key=rt.settings.signing_key(), now=rt.clock.now())
+
+
+async def _operator() -> Principal | None:
+    token = nicegui_app.storage.user.get("token")
+    if not isinstance(token, str):
+        return None
+    try:
+        p = await _io(_principal_sync, token)
+    except Unauthenticated:
+        return None
+    return p if p.has(Perm.REGISTRY_READ) else None
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(PKT).strftime("%Y-%m-%d %H:%M:%S") if at else "never"
+
+
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+
+
+def _nav(title: str) -> None:
+    with ui.header().classes("items-center px-3 py-0 h-12 gap-4"):
+        ui.label(f"SafeCity · {title}").classes("text-lg font-medium")
+        for text, href in (
+            ("Command centre", "/"),
+            ("Cameras", "/video"),
+            ("Camera wall", "/video/wall"),
+            ("Events", "/video/events"),
+            ("Traffic", "/video/traffic"),
+        ):
+            ui.link(text, href).classes("text-white")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _statuses() -> list[dict[str, Any]]:
+    with _rt().sessions() as s:
+        sites = {x.id: x.name for x in registry.list_sites(s)}
+        return [
+            {
+                "id": c.camera_id,
+                "code": c.code,
+                "name": c.name,
+                "site": sites.get(c.site_id, str(c.site_id)),
+                "site_id": c.site_id,
+                "status": c.status,
+                "fps": round(c.fps, 1),
+                "last": _when(c.last_frame_at),
+                "reason": c.reason,
+            }
+            for c in service.camera_statuses(s)
+        ]
+
+
+def _live(camera_id: int) -> bytes | None:
+    p = service.live_root(_rt().settings.data_dir) / f"{camera_id}.jpg"
+    try:
+        return p.read_bytes()
+    except OSError:
+        return None
+
+
+def _live_or_empty(camera_id: int) -> bytes:
+    return _live(camera_id) or b""
+
+
+def _events(alerts_only: bool) -> list[dict[str, Any]]:
+    with _rt().sessions() as s:
+        codes = {c.id: c.code for c in registry.list_cameras(s)}
+        return [
+            _event_row(e.model_dump(), codes.get(e.camera_id, str(e.camera_id)))
+            for e in service.list_events(s, alerts_only=alerts_only, limit=200)
+        ]
+
+
+def _event_row(e: dict[str, Any], code: str) -> dict[str, Any]:
+    at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
+    return {
+        "id": e["id"],
+        "time": _when(at),
+        "camera": code,
+        "kind": e["kind"],
+        "rule": e["rule"],
+        "class": e["class_name"],
+        "conf": round(e["confidence"], 2),
+        "alert": "yes" if e["alert"] else "",
+        "incident": e.get("incident_id") or "",
+    }
+
+
+def _snapshot(event_id: int) -> bytes | None:
+    with _rt().sessions() as s:
+        ev = service.get_event(s, event_id=event_id)
+    if ev.snapshot_path and Path(ev.snapshot_path).is_file():
+        return Path(ev.snapshot_path).read_bytes()
+    return None
+
+
+def _traffic(camera_id: int | None, site_id: int | None, minutes: int) -> dict[str, Any]:
+    rt = _rt()
+    with rt.sessions() as s:
+        series = service.traffic(
+            s,
+            camera_id=camera_id,
+            site_id=site_id,
+            since=rt.clock.now() - timedelta(minutes=minutes),
+        )
+    groups = sorted({g for p in series.points for g in p.counts})
+    x = [p.minute.astimezone(PKT).strftime("%H:%M") for p in series.points]
+    return {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"data": groups},
+        "xAxis": {"type": "category", "data": x},
+        "yAxis": {"type": "value", "name": "per min"},
+        "series": [
+            {
+                "name": g,
+                "type": "bar",
+                "stack": "all",
+                "data": [p.counts.get(g, 0) for p in series.points],
+            }
+            for g in groups
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def register_pages(runtime: Runtime) -> None:
+    """Serve the video pages (once per process; a later call only swaps the runtime)."""
+    _STATE.runtime = runtime
+    if _STATE.registered:
+        return
+    _STATE.registered = True
+
+    @ui.page("/video", title="SafeCity — cameras")
+    async def cameras_page() -> RedirectResponse | None:
+        if await _operator() is None:
+            return RedirectResponse("/login", status_code=303)
+        _nav("cameras")
+        columns = [
+            {"name": k, "label": label, "field": k, "sortable": True}
+            for k, label in (
+                ("code", "Camera"),
+                ("name", "Name"),
+                ("site", "Site"),
+                ("status", "Status"),
+                ("fps", "fps"),
+                ("last", "Last frame (PKT)"),
+                ("reason", "Why"),
+            )
+        ]
+        summary = ui.label().props("id=camera-summary")
+        table = (
+            ui.table(columns=columns, rows=[], row_key="id", pagination=50)
+            .classes("w-full")
+            .props("id=camera-table dense")
+        )
+        table.add_slot(
+            "body-cell-status",
+            """
+            <q-td :props="props"><q-badge :color="{online:'positive',offline:'negative',
+            frozen:'warning',tampered:'deep-orange'}[props.value] || 'grey'"
+            :label="props.value"/></q-td>""",
+        )
+        table.on("rowClick", lambda e: ui.navigate.to(f"/video/camera/{e.args[1]['id']}"))
+
+        async def refresh() -> None:
+            rows = await _io(_statuses)
+            table.rows = rows
+            table.update()
+            by: dict[str, int] = {}
+            for r in rows:
+                by[r["status"]] = by.get(r["status"], 0) + 1
+            summary.set_text(
+                f"{len(rows)} cameras: " + ", ".join(f"{n} {k}" for k, n in sorted(by.items()))
+            )
+
+        await refresh()
+        ui.timer(5.0, refresh)
+        return None
+
+    @ui.page("/video/wall", title="SafeCity — camera wall")
+    async def wall_page() -> RedirectResponse | None:
+        if await _operator() is None:
+            return RedirectResponse("/login", status_code=303)
+        _nav("camera wall")
+        rows = await _io(_statuses)
+        live = [r for r in rows if _live(r["id"]) is not None][:WALL_MAX]
+        if not live:
+            ui.label("No live pictures yet: start `safecity worker` to analyse cameras.")
+            return None
+        images: dict[int, Any] = {}
+        with ui.grid(columns=4).classes("w-full gap-2"):
+            for r in live:
+                with ui.card().classes("p-1"):
+                    images[r["id"]] = (
+                        ui.image()
+                        .classes("w-full")
+                        .props(f"id=wall-{r['id']} no-transition no-spinner")
+                    )
+                    ui.label(f"{r['code']} · {r['site']}").classes("text-xs")
+
+        async def refresh() -> None:
+            for cid, img in images.items():
+                jpeg = await _io(_live_or_empty, cid)
+                if jpeg:
+                    img.set_source(_data_url(jpeg))
+
+        await refresh()
+        ui.timer(1.0, refresh)
+        return None
+
+    @ui.page("/video/events", title="SafeCity — video events")
+    async def events_page() -> RedirectResponse | None:
+        if await _operator() is None:
+            return RedirectResponse("/login", status_code=303)
+        _nav("video events")
+        rt = _rt()
+        sub = rt.bus.subscribe("vision.events.>")
+        client = ui.context.client
+        client.on_disconnect(sub.close)
+        alerts = ui.switch("Alerts only", value=False)
+        columns = [
+            {"name": k, "label": k.capitalize(), "field": k}
+            for k in ("time", "camera", "kind", "rule", "class", "conf", "alert", "incident")
+        ]
+        with ui.row().classes("w-full no-wrap gap-4"):
+            table = (
+                ui.table(columns=columns, rows=[], row_key="id", pagination=25)
+                .classes("w-2/3")
+                .props("id=event-table dense")
+            )
+            with ui.column().classes("w-1/3"):
+                picture = ui.image().classes("w-full").props("id=event-snapshot")
+                detail = ui.label("Click an event to see its snapshot.")
+
+        async def load() -> None:
+            table.rows = await _io(_events, bool(alerts.value))
+            table.update()
+
+        async def show(e: Any) -> None:
+            row = e.args[1]
+            jpeg = await _io(lambda: _snapshot(int(row["id"])) or b"")
+            picture.set_source(_data_url(jpeg) if jpeg else "")
+            detail.set_text(
+                f"#{row['id']} {row['kind']} {row['rule']} {row['class']} on "
+                f"{row['camera']} at {row['time']}"
+                + (f"; incident {row['incident']}" if row["incident"] else "")
+            )
+
+        table.on("rowClick", show)
+        alerts.on_value_change(lambda _: load())
+        await load()
+
+        async def pump() -> None:
+            while not client.is_deleted if hasattr(client, "is_deleted") else True:
+                msgs = await sub.fetch_async(batch=100, timeout=5.0)
+                fresh = []
+                for m in msgs:
+                    m.ack()
+                    if alerts.value and not m.data.get("alert"):
+                        continue
+                    fresh.append(_event_row(m.data, m.data.get("camera_code", "")))
+                if fresh:
+                    table.rows = (list(reversed(fresh)) + table.rows)[:200]
+                    table.update()
+
+        task = asyncio.create_task(pump())
+        client.on_disconnect(task.cancel)
+        return None
+
+    @ui.page("/video/traffic", title="SafeCity — traffic counts")
+    async def traffic_page() -> RedirectResponse | None:
+        if await _operator() is None:
+            return RedirectResponse("/login", status_code=303)
+        _nav("traffic counts")
+        rows = await _io(_statuses)
+        cams = {r["id"]: f"{r['code']} ({r['site']})" for r in rows}
+        sites = {r["site_id"]: r["site"] for r in rows}
+        with ui.row().classes("items-center gap-4"):
+            by = ui.toggle(["camera", "site"], value="camera")
+            cam_sel = ui.select(
+                cams, label="Camera", with_input=True, value=next(iter(cams), None)
+            ).classes("w-64")
+            site_sel = ui.select(sites, label="Site", with_input=True).classes("w-64")
+            minutes = ui.select({60: "last hour", 360: "6 hours", 1440: "24 hours"}, value=60)
+        chart = ui.echart(
+            {"xAxis": {"type": "category", "data": []}, "yAxis": {"type": "value"}, "series": []}
+        ).classes("w-full h-96")
+
+        async def refresh() -> None:
+            cid = cam_sel.value if by.value == "camera" else None
+            sid = site_sel.value if by.value == "site" else None
+            if cid is None and sid is None:
+                return
+            chart.options.clear()
+            chart.options.update(await _io(_traffic, cid, sid, int(minutes.value)))
+            chart.update()
+
+        for w in (by, cam_sel, site_sel, minutes):
+            w.on_value_change(lambda _: refresh())
+        await refresh()
+        ui.timer(30.0, refresh)
+        return None
+
+    @ui.page("/video/camera/{camera_id}", title="SafeCity — camera rules")
+    async def camera_page(camera_id: int) -> RedirectResponse | None:
+        who = await _operator()
+        if who is None:
+            return RedirectResponse("/login", status_code=303)
+        rt = _rt()
+
+        def load() -> tuple[Any, Any]:
+            with rt.sessions() as s:
+                return (
+                    registry.get_camera(s, camera_id=camera_id),
+                    service.get_rules(s, camera_id=camera_id),
+                )
+
+        try:
+            cam, rules = await _io(load)
+        except SafeCityError as exc:
+            ui.label(exc.message)
+            return None
+        _nav(f"camera {cam.code}")
+        jpeg = await _io(lambda: _live(camera_id) or b"")
+        if not jpeg:
+            ui.label(
+                "No picture of this camera yet (no worker analyses it); rules can still "
+                "be edited below as coordinates 0..1."
+            )
+        zones = [z.model_dump() for z in rules.zones]
+        lines = [ln.model_dump() for ln in rules.lines]
+        points: list[tuple[float, float]] = []
+        size = {"w": 1.0, "h": 1.0}
+        if jpeg:
+            import cv2
+            import numpy as np
+
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+            if img is not None:
+                size["w"], size["h"] = img.shape[1] * 2.0, img.shape[0] * 2.0
+
+        def svg() -> str:
+            w, h = size["w"], size["h"]
+            out = []
+            for z in zones:
+                pts = " ".join(f"{x * w},{y * h}" for x, y in z["polygon"])
+                out.append(
+                    f'<polygon points="{pts}" fill="orange" fill-opacity="0.2" '
+                    f'stroke="orange" stroke-width="2"/>'
+                )
+            for ln in lines:
+                (ax, ay), (bx, by_) = ln["a"], ln["b"]
+                out.append(
+                    f'<line x1="{ax * w}" y1="{ay * h}" x2="{bx * w}" y2="{by_ * h}" '
+                    'stroke="magenta" stroke-width="3"/>'
+                )
+            for x, y in points:
+                out.append(f'<circle cx="{x * w}" cy="{y * h}" r="4" fill="yellow"/>')
+            return "".join(out)
+
+        def clicked(e: Any) -> None:
+            points.append(
+                (
+                    min(max(e.image_x / size["w"], 0.0), 1.0),
+                    min(max(e.image_y / size["h"], 0.0), 1.0),
+                )
+            )
+            picture.set_content(svg())
+
+        with ui.row().classes("w-full no-wrap gap-4"):
+            picture = (
+                ui.interactive_image(
+                    _data_url(jpeg) if jpeg else None,
+                    on_mouse=clicked,
+                    events=["click"],
+                    content=svg(),
+                    cross=True,
+                )
+                .classes("w-2/3")
+                .props("id=rules-picture")
+            )
+            with ui.column().classes("w-1/3"):
+                ui.label(
+                    "Click the picture to place points, then add them as a zone (3+ "
+                    "points) or a line (2 points)."
+                )
+                name = ui.input("Name").props("id=rule-name")
+                loiter = ui.number("Loitering after (s, zones)", value=None, min=1)
+                alert = ui.checkbox("Hits are alerts (perimeter, restricted area)")
+                direction = ui.select(
+                    ["any", "in", "out"], value="any", label="Line direction counted"
+                ).classes("w-full")
+                kinds = ui.select(
+                    [
+                        "zone_enter",
+                        "loitering",
+                        "line_cross",
+                        "congestion",
+                        "camera_offline",
+                        "camera_tampered",
+                    ],
+                    multiple=True,
+                    value=list(rules.incident_kinds),
+                    label="Alerts that open an incident",
+                ).classes("w-full")
+                listing = ui.column()
+
+                def relist() -> None:
+                    listing.clear()
+                    with listing:
+                        for coll, what in ((zones, "zone"), (lines, "line")):
+                            for item in list(coll):
+                                with ui.row().classes("items-center"):
+                                    ui.label(f"{what}: {item['name']}")
+                                    ui.button(
+                                        icon="delete", on_click=partial(drop, coll, item)
+                                    ).props("flat dense")
+
+                def drop(coll: list[dict[str, Any]], item: dict[str, Any]) -> None:
+                    coll.remove(item)
+                    relist()
+                    picture.set_content(svg())
+
+                def add(kind: str) -> None:
+                    n = (name.value or "").strip()
+                    if not n:
+                        ui.notify("give the rule a name", type="warning")
+                        return
+                    if kind == "zone" and len(points) >= 3:
+                        zones.append(
+                            {
+                                "name": n,
+                                "polygon": list(points),
+                                "classes": None,
+                                "loiter_s": loiter.value,
+                                "alert": bool(alert.value),
+                            }
+                        )
+                    elif kind == "line" and len(points) == 2:
+                        lines.append(
+                            {
+                                "name": n,
+                                "a": points[0],
+                                "b": points[1],
+                                "direction": direction.value,
+                                "classes": None,
+                                "alert": bool(alert.value),
+                            }
+                        )
+                    else:
+                        ui.notify("a zone needs 3 or more points, a line exactly 2", type="warning")
+                        return
+                    points.clear()
+                    picture.set_content(svg())
+                    relist()
+
+                def clear() -> None:
+                    points.clear()
+                    picture.set_content(svg())
+
+                async def save() -> None:
+                    if not who.has(Perm.REGISTRY_WRITE):
+                        ui.notify("your role may not change camera rules", type="negative")
+                        return
+                    try:
+                        body = CameraRulesIn(
+                            zones=[ZoneIn(**z) for z in zones],
+                            lines=[LineIn(**ln) for ln in lines],
+                            detect_fps=rules.detect_fps,
+                            incident_kinds=kinds.value or [],
+                            enabled=rules.enabled,
+                        )
+                    except ValueError as exc:
+                        ui.notify(str(exc), type="negative")
+                        return
+
+                    def write() -> bool:
+                        with rt.sessions() as s:
+                            service.set_rules(
+                                s, camera_id=camera_id, rules=body, now=rt.clock.now()
+                            )
+                            s.commit()
+                        return True
+
+                    try:
+                        await _io(write)
+                    except SafeCityError as exc:
+                        ui.notify(exc.message, type="negative")
+                        return
+                    ui.notify("rules saved; the worker picks them up within 30 s", type="positive")
+
+                with ui.row():
+                    ui.button("Add zone", on_click=lambda: add("zone"))
+                    ui.button("Add line", on_click=lambda: add("line"))
+                    ui.button("Clear points", on_click=clear).props("flat")
+                ui.button("Save rules", on_click=save).props("id=save-rules color=primary")
+                relist()
+        return None

@@ -1,0 +1,391 @@
+"""Many cameras in one process: a reader thread per camera, one analysis loop for all.
+
+A reader thread (`CameraSource`) decodes its stream and keeps only the newest sampled
+frame; when the stream fails it reports the camera offline and reconnects with exponential
+back-off (with jitter), so one bad camera never holds up the others. The analysis loop
+takes the newest frame of every camera that has one, runs motion-gated detection for all
+of them with one detector call (`analyze_batch`), then tracking, rules and health, and hands
+`VisionEvent`s, status changes and live pictures to the callbacks it was given. If the loop
+falls behind, older frames are dropped, never queued."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from safecity.vision.decode import Frame, VideoReader, redact
+from safecity.vision.detections import COCO_CLASSES, Detections
+from safecity.vision.detector import Detector
+from safecity.vision.errors import StreamError
+from safecity.vision.health import HealthChange, HealthConfig, HealthMonitor
+from safecity.vision.motion import shrink
+from safecity.vision.pipeline import AnalyzerConfig, CameraAnalyzer, FrameResult, analyze_batch
+from safecity.vision.rules import Line, RuleEngine, RuleEvent, Zone
+from safecity.vision.snapshot import ClipRecorder, annotate, encode_jpeg
+
+log = logging.getLogger("safecity.vision.runner")
+
+
+@dataclass
+class CameraConfig:
+    key: str
+    url: str
+    zones: Sequence[Zone] = ()
+    lines: Sequence[Line] = ()
+    detect_fps: float = 5.0
+    #: Pace files to their frame rate and loop them (simulated cameras).
+    simulate: bool = False
+    clips: bool = True
+    #: Zone and line coordinates are shares (0..1) of the picture's width and height.
+    normalized: bool = False
+
+    def scaled(self, width: int, height: int) -> tuple[list[Zone], list[Line]]:
+        """Zones and lines in pixels of a `width` x `height` picture."""
+        if not self.normalized:
+            return list(self.zones), list(self.lines)
+        sx, sy = float(width), float(height)
+        zones = [
+            replace(z, polygon=tuple((x * sx, y * sy) for x, y in z.polygon)) for z in self.zones
+        ]
+        lines = [
+            replace(ln, a=(ln.a[0] * sx, ln.a[1] * sy), b=(ln.b[0] * sx, ln.b[1] * sy))
+            for ln in self.lines
+        ]
+        return zones, lines
+
+
+@dataclass
+class VisionEvent:
+    camera: str
+    kind: str
+    wall: float
+    stream_time: float
+    rule: str = ""
+    class_name: str = ""
+    track_id: int = -1
+    confidence: float = 0.0
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    alert: bool = False
+    direction: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    snapshot: bytes | None = None
+    #: Where the clip will be written (if the source allows copying packets).
+    clip_request: Callable[[Path], None] | None = None
+
+
+class CameraSource(threading.Thread):
+    """Reads one camera for ever, reconnecting with back-off; keeps the newest frame."""
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        *,
+        on_offline: Callable[[str, str], None],
+        backoff_s: tuple[float, float] = (1.0, 30.0),
+        read_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(name=f"camera-{config.key}", daemon=True)
+        self.config = config
+        self.on_offline = on_offline
+        self.backoff_s = backoff_s
+        self.read_timeout_s = read_timeout_s
+        self.clips = ClipRecorder() if config.clips else None
+        self._lock = threading.Lock()
+        self._frame: Frame | None = None
+        self._stopping = threading.Event()
+        self._reader: VideoReader | None = None
+        self.connects = 0
+        self.failures = 0
+        self.frames = 0
+
+    def take(self) -> Frame | None:
+        with self._lock:
+            f, self._frame = self._frame, None
+            return f
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._reader is not None:
+            self._reader.close()
+
+    def run(self) -> None:
+        delay = self.backoff_s[0]
+        while not self._stopping.is_set():
+            cfg = self.config
+            reader = VideoReader(
+                cfg.url,
+                fps=cfg.detect_fps,
+                realtime=cfg.simulate,
+                loop=cfg.simulate,
+                read_timeout_s=self.read_timeout_s,
+                open_timeout_s=self.read_timeout_s,
+                packet_sinks=[self.clips] if self.clips is not None else [],
+            )
+            self._reader = reader
+            got = 0
+            try:
+                self.connects += 1
+                for frame in reader:
+                    if self._stopping.is_set():
+                        return
+                    got += 1
+                    self.frames += 1
+                    with self._lock:
+                        self._frame = frame
+                    if got == 5:
+                        delay = self.backoff_s[0]  # a working connection resets the back-off
+                reason = "stream ended"
+            except StreamError as exc:
+                reason = exc.message
+            except Exception as exc:  # never let one camera's oddity kill its thread
+                log.exception("camera %s: unexpected error", cfg.key)
+                reason = f"unexpected error: {exc}"
+            if self._stopping.is_set():
+                return
+            self.failures += 1
+            log.info(
+                "camera %s (%s): %s; retrying in %.0f s", cfg.key, redact(cfg.url), reason, delay
+            )
+            self.on_offline(cfg.key, reason)
+            self._stopping.wait(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.backoff_s[1])
+
+
+@dataclass
+class _Camera:
+    config: CameraConfig
+    source: CameraSource
+    analyzer: CameraAnalyzer
+    rules: RuleEngine
+    health: HealthMonitor
+    last_live: float = 0.0
+    last_result: FrameResult | None = None
+    size: tuple[int, int] | None = None
+    zones: list[Zone] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+
+
+class MultiCameraRunner:
+    """Cameras -> events, status changes, live pictures and per-minute line counts."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        cameras: Sequence[CameraConfig],
+        *,
+        on_event: Callable[[VisionEvent], None],
+        on_status: Callable[[str, HealthChange, float, float | None], None],
+        on_live: Callable[[str, bytes], None] | None = None,
+        on_counts: Callable[[str, str, int, dict[str, int], float], None] | None = None,
+        analyzer_config: AnalyzerConfig | None = None,
+        health_config: HealthConfig | None = None,
+        live_every_s: float = 1.0,
+        backoff_s: tuple[float, float] = (1.0, 30.0),
+        read_timeout_s: float = 10.0,
+        class_names: Sequence[str] = COCO_CLASSES,
+    ) -> None:
+        cv2.setNumThreads(1)  # one worker per core: no thread pools fighting inside it
+        self.detector = detector
+        self.on_event = on_event
+        self.on_status = on_status
+        self.on_live = on_live
+        self.on_counts = on_counts
+        self.live_every_s = live_every_s
+        self.class_names = class_names
+        self._offline: list[tuple[str, str]] = []
+        self._offline_lock = threading.Lock()
+        self.cameras: dict[str, _Camera] = {}
+        for c in cameras:
+            source = CameraSource(
+                c,
+                on_offline=self._source_offline,
+                backoff_s=backoff_s,
+                read_timeout_s=read_timeout_s,
+            )
+            self.cameras[c.key] = _Camera(
+                c,
+                source,
+                CameraAnalyzer(detector, analyzer_config),
+                RuleEngine(c.zones, c.lines, class_names=class_names),
+                HealthMonitor(health_config),
+            )
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+        self.frames = 0
+        self.errors = 0
+
+    def _source_offline(self, key: str, reason: str) -> None:
+        with self._offline_lock:
+            self._offline.append((key, reason))
+
+    def start(self) -> None:
+        for cam in self.cameras.values():
+            cam.source.start()
+        self._thread = threading.Thread(target=self.run, name="vision-analysis", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        for cam in self.cameras.values():
+            cam.source.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for cam in self.cameras.values():
+            cam.source.join(timeout=2.0)
+            if cam.source.clips is not None:
+                cam.source.clips.flush()
+
+    def run(self) -> None:
+        last_silence = 0.0
+        while not self._stopping.is_set():
+            did = self.step()
+            now = time.time()
+            if now - last_silence >= 1.0:
+                last_silence = now
+                self._check_silence(now)
+            if not did:
+                self._stopping.wait(0.01)
+
+    def _check_silence(self, now: float) -> None:
+        with self._offline_lock:
+            offline, self._offline = self._offline, []
+        for key, reason in offline:
+            cam = self.cameras[key]
+            cam.analyzer.reset()
+            change = cam.health.offline(reason, now=now)
+            if change is not None:
+                self._status(cam, change)
+        for cam in self.cameras.values():
+            change = cam.health.check_silence(now=now)
+            if change is not None:
+                self._status(cam, change)
+
+    def _status(self, cam: _Camera, change: HealthChange) -> None:
+        try:
+            self.on_status(cam.config.key, change, cam.health.fps, cam.health.last_frame_wall)
+        except Exception:
+            self.errors += 1
+            log.exception("camera %s: status callback failed", cam.config.key)
+        if change.status != "online" or change.previous not in ("unknown", "online"):
+            self._emit(
+                VisionEvent(
+                    cam.config.key,
+                    f"camera_{change.status}",
+                    change.at,
+                    0.0,
+                    alert=change.status != "online",
+                    extra={"reason": change.reason, "previous": change.previous},
+                )
+            )
+
+    def _emit(self, ev: VisionEvent) -> None:
+        try:
+            self.on_event(ev)
+        except Exception:
+            self.errors += 1
+            log.exception("camera %s: event callback failed", ev.camera)
+
+    def step(self) -> bool:
+        """One round over every camera with a new frame; False when none had one."""
+        items: list[tuple[_Camera, Frame]] = []
+        for cam in self.cameras.values():
+            f = cam.source.take()
+            if f is not None:
+                items.append((cam, f))
+        if not items:
+            return False
+        self.rounds += 1
+        now = time.time()
+        smalls = []
+        for cam, f in items:
+            small = shrink(f.gray(), cam.analyzer.config.motion_width)
+            smalls.append(small)
+        try:
+            results = analyze_batch([(cam.analyzer, f) for cam, f in items], self.detector)
+        except Exception:
+            self.errors += 1
+            log.exception("analysis round failed")
+            return True
+        for (cam, f), small, res in zip(items, smalls, results, strict=True):
+            self.frames += 1
+            if cam.size != (f.width, f.height):
+                cam.size = (f.width, f.height)
+                cam.zones, cam.lines = cam.config.scaled(f.width, f.height)
+                cam.rules = RuleEngine(cam.zones, cam.lines, class_names=self.class_names)
+            change = cam.health.frame(small, global_change=res.global_change, now=now)
+            if change is not None:
+                self._status(cam, change)
+            if res.global_change:
+                cam.analyzer.tracker.reset()
+            self._rules(cam, f, res, now)
+            cam.last_result = res
+            if self.on_live is not None and now - cam.last_live >= self.live_every_s:
+                cam.last_live = now
+                try:
+                    img = annotate(
+                        f.bgr(),
+                        res.tracks,
+                        names=self.class_names,
+                        lines=[(ln.a, ln.b) for ln in cam.lines],
+                        zones=[z.polygon for z in cam.zones],
+                    )
+                    self.on_live(cam.config.key, encode_jpeg(img, 70, max_width=640))
+                except Exception:
+                    self.errors += 1
+                    log.exception("camera %s: live picture failed", cam.config.key)
+            f.release()
+        return True
+
+    def _rules(self, cam: _Camera, f: Frame, res: FrameResult, now: float) -> None:
+        # Wall-clock time: loitering, speeds and per-minute counts of a live camera.
+        events: list[RuleEvent] = cam.rules.update(res.tracks, now)
+        for ev in events:
+            snap = None
+            # A snapshot for what someone reviews: not for leaving a zone, nor for a plain
+            # counting line (thousands of vehicles an hour; they are counted).
+            if ev.kind != "zone_leave" and (ev.kind != "line_cross" or ev.alert):
+                hl = Detections.merge([res.tracks])
+                img = annotate(
+                    f.bgr(),
+                    hl,
+                    names=self.class_names,
+                    highlight=ev.track_id,
+                    lines=[(ln.a, ln.b) for ln in cam.lines],
+                    zones=[z.polygon for z in cam.zones],
+                )
+                snap = encode_jpeg(img, 80)
+            clips = cam.source.clips
+            self._emit(
+                VisionEvent(
+                    cam.config.key,
+                    ev.kind,
+                    now,
+                    f.time,
+                    rule=ev.rule,
+                    class_name=ev.class_name,
+                    track_id=ev.track_id,
+                    confidence=ev.confidence,
+                    box=ev.box,
+                    alert=ev.alert,
+                    direction=ev.direction,
+                    extra=ev.extra,
+                    snapshot=snap,
+                    clip_request=clips.request if clips is not None and ev.alert else None,
+                )
+            )
+        if self.on_counts is not None:
+            for line, minute, counts, speed in cam.rules.pop_finished_minutes(now):
+                try:
+                    self.on_counts(cam.config.key, line, minute, counts, speed)
+                except Exception:
+                    self.errors += 1
+                    log.exception("camera %s: counts callback failed", cam.config.key)

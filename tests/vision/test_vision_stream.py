@@ -1,0 +1,94 @@
+"""Streams: reconnecting after a live HTTP stream drops and comes back, one dead camera not
+holding up the others, clips cut from the stream's packets without re-encoding."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import av
+from vision_helpers import StubDetector, encode_clip, moving_square_frames, shared_dir
+
+from safecity.vision.decode import VideoReader
+from safecity.vision.runner import CameraConfig, MultiCameraRunner
+from safecity.vision.snapshot import ClipRecorder
+from safecity.vision.streamserver import StreamServer
+
+
+def _source(tmp_path: Path) -> Path:
+    real = shared_dir() / "media" / "video" / "bgs_highway_cctv_320x240.avi"
+    if real.is_file():
+        return real
+    return encode_clip(tmp_path / "moving.mp4", moving_square_frames(30))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(cond, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_reconnects_after_the_stream_drops(tmp_path: Path) -> None:
+    port = _free_port()
+    files = {"cam.ts": _source(tmp_path)}
+    server = StreamServer(files, port=port, max_seconds=4).start()
+    statuses: list[str] = []
+    runner = MultiCameraRunner(
+        StubDetector(),
+        [
+            CameraConfig("live", server.url("cam.ts"), detect_fps=5),
+            # A camera that never answers must not hold up the live one.
+            CameraConfig("dead", f"http://127.0.0.1:{_free_port()}/none.ts", detect_fps=5),
+        ],
+        on_event=lambda ev: None,
+        on_status=lambda key, change, fps, last: statuses.append(f"{key}:{change.status}"),
+        backoff_s=(0.2, 1.0),
+        read_timeout_s=1.5,
+    )
+    runner.start()
+    live = runner.cameras["live"]
+    try:
+        assert _wait(lambda: live.source.frames >= 10, 10), "no frames from the live stream"
+        assert "live:online" in statuses
+        assert _wait(lambda: "dead:offline" in statuses, 5)
+
+        streams = server.streams
+        server.stop()  # the camera (or the network) goes away
+        assert _wait(lambda: "live:offline" in statuses, 10), statuses
+        before = live.source.frames
+
+        server = StreamServer({}, port=port, streams=streams).start()  # and comes back
+        assert _wait(lambda: live.source.frames >= before + 10, 15), "did not reconnect"
+        assert statuses.count("live:online") >= 2, statuses
+        assert live.source.connects >= 2
+        assert live.health.status == "online" and live.health.fps > 2
+    finally:
+        runner.stop()
+        server.stop()
+
+
+def test_clip_is_cut_from_stream_packets(tmp_path: Path) -> None:
+    src = encode_clip(tmp_path / "src.mp4", moving_square_frames(60), fps=10)
+    rec = ClipRecorder(pre_s=1.0, post_s=1.0)
+    reader = VideoReader(f"file://{src}", fps=None, packet_sinks=[rec])
+    for frame in reader:
+        if frame.index == 30:
+            rec.request(tmp_path / "clips" / "event")
+    rec.flush()
+    assert len(rec.written) == 1
+    out = rec.written[0]
+    with av.open(str(out)) as c:
+        st = c.streams.video[0]
+        assert st.codec_context.name == "h264"  # copied, not re-encoded
+        n = sum(1 for _ in c.decode(st))
+    assert 15 <= n <= 35, n  # from the keyframe before t-1s to t+1s
