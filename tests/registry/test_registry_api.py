@@ -208,3 +208,30 @@ def test_units_and_officers(demo_client: TestClient, admin: dict[str, str]) -> N
         "/api/v1/officers", headers=admin, json={"code": "T-O-2", "name": "X", "rank": "General"}
     )
     assert r.status_code == 422 and "rank" in r.json()["message"]
+
+
+def test_agency_and_officer_updates(demo_client: TestClient, admin: dict[str, str]) -> None:
+    r = demo_client.post(
+        "/api/v1/agencies",
+        headers=admin,
+        json={"code": "T-AG", "name": "Test agency", "kind": "other"},
+    )
+    assert r.status_code == 201
+    ag = r.json()["id"]
+    r = demo_client.patch(f"/api/v1/agencies/{ag}", headers=admin, json={"phone": "1234"})
+    assert r.status_code == 200 and r.json()["phone"] == "1234"
+    assert demo_client.delete(f"/api/v1/agencies/{ag}", headers=admin).status_code == 204
+    kpp = next(
+        a for a in demo_client.get("/api/v1/agencies", headers=admin).json() if a["code"] == "KPP"
+    )
+    r = demo_client.delete(f"/api/v1/agencies/{kpp['id']}", headers=admin)
+    assert r.status_code == 409 and "unit" in r.json()["message"]
+    officer = demo_client.get("/api/v1/officers", headers=admin).json()[0]
+    r = demo_client.patch(
+        f"/api/v1/officers/{officer['id']}", headers=admin, json={"rank": "Inspector"}
+    )
+    assert r.status_code == 200 and r.json()["rank"] == "Inspector"
+    r = demo_client.patch(
+        f"/api/v1/officers/{officer['id']}", headers=admin, json={"rank": "Field Marshal"}
+    )
+    assert r.status_code == 422

@@ -12,12 +12,14 @@ from safecity.registry import service
 from safecity.registry.schemas import (
     AgencyIn,
     AgencyOut,
+    AgencyUpdate,
     CameraIn,
     CameraOut,
     CameraUpdate,
     ImportResult,
     OfficerIn,
     OfficerOut,
+    OfficerUpdate,
     SiteIn,
     SiteOut,
     SiteUpdate,
@@ -42,6 +44,19 @@ def add_agency(body: AgencyIn, session: SessionDep) -> AgencyOut:
     out = service.create_agency(session, agency_in=body)
     session.commit()
     return out
+
+
+@router.patch("/agencies/{agency_id}", response_model=AgencyOut, dependencies=WRITE)
+def edit_agency(agency_id: int, body: AgencyUpdate, session: SessionDep) -> AgencyOut:
+    out = service.update_agency(session, agency_id=agency_id, update=body)
+    session.commit()
+    return out
+
+
+@router.delete("/agencies/{agency_id}", status_code=204, dependencies=WRITE)
+def remove_agency(agency_id: int, session: SessionDep) -> None:
+    service.delete_agency(session, agency_id=agency_id)
+    session.commit()
 
 
 # -- sites
@@ -176,6 +191,13 @@ def officers(session: SessionDep, station_id: int | None = None) -> list[Officer
 @router.post("/officers", response_model=OfficerOut, status_code=201, dependencies=WRITE)
 def add_officer(body: OfficerIn, session: SessionDep) -> OfficerOut:
     out = service.create_officer(session, officer_in=body)
+    session.commit()
+    return out
+
+
+@router.patch("/officers/{officer_id}", response_model=OfficerOut, dependencies=WRITE)
+def edit_officer(officer_id: int, body: OfficerUpdate, session: SessionDep) -> OfficerOut:
+    out = service.update_officer(session, officer_id=officer_id, update=body)
     session.commit()
     return out
 

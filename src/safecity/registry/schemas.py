@@ -57,6 +57,12 @@ class AgencyIn(_In):
     phone: str | None = Field(None, max_length=32)
 
 
+class AgencyUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    kind: AgencyKind | None = None
+    phone: str | None = Field(None, max_length=32)
+
+
 class AgencyOut(_Out, AgencyIn):
     id: int
 
@@ -169,6 +175,15 @@ class OfficerIn(_In):
     tehsil_id: int | None = None
     district_id: int | None = None
     unit_code: str | None = None
+    username: str | None = None
+
+
+class OfficerUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    rank: Rank | None = None
+    station_id: int | None = None
+    tehsil_id: int | None = None
+    district_id: int | None = None
     username: str | None = None
 
 

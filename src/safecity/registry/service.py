@@ -20,12 +20,14 @@ from safecity.registry.models import Agency, Camera, Officer, Site, Unit
 from safecity.registry.schemas import (
     AgencyIn,
     AgencyOut,
+    AgencyUpdate,
     CameraIn,
     CameraOut,
     CameraUpdate,
     ImportResult,
     OfficerIn,
     OfficerOut,
+    OfficerUpdate,
     SiteIn,
     SiteOut,
     SiteUpdate,
@@ -429,6 +431,31 @@ def unit_for_username(session: Session, *, username: str) -> UnitOut | None:
         .limit(1)
     )
     return None if unit_id is None else UnitOut.model_validate(_get(session, Unit, unit_id))
+
+
+def update_officer(session: Session, *, officer_id: int, update: OfficerUpdate) -> OfficerOut:
+    row = _get(session, Officer, officer_id)
+    for k, v in update.model_dump(exclude_unset=True).items():
+        setattr(row, k, v)
+    _changed(session, "officer", row.id, "updated")
+    return OfficerOut.model_validate(row)
+
+
+def update_agency(session: Session, *, agency_id: int, update: AgencyUpdate) -> AgencyOut:
+    row = _get(session, Agency, agency_id)
+    for k, v in update.model_dump(exclude_unset=True).items():
+        setattr(row, k, v)
+    _changed(session, "agency", row.id, "updated")
+    return AgencyOut.model_validate(row)
+
+
+def delete_agency(session: Session, *, agency_id: int) -> None:
+    row = _get(session, Agency, agency_id)
+    n = session.scalar(select(func.count()).select_from(Unit).where(Unit.agency_id == agency_id))
+    if n:
+        raise Conflict(f"agency {row.code} still has {n} unit(s); move or delete them first")
+    session.delete(row)
+    _changed(session, "agency", agency_id, "deleted")
 
 
 def delete_officer(session: Session, *, officer_id: int) -> None:
