@@ -10,52 +10,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import httpx
 import pytest
+from browser_helpers import DemoServer, api, record_hosts, unit_by_callsign
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: The `demo_server` fixture (tests/browser/conftest.py).
-DemoServer = Any
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def _record_hosts(page: Any) -> list[str]:
-    outside: list[str] = []
-
-    def on_request(request: Any) -> None:
-        url = urlparse(request.url)
-        if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in LOCAL_HOSTS:
-            outside.append(request.url)
-
-    page.on("request", on_request)
-    return outside
-
-
-def _api(server: DemoServer, method: str, path: str, token: str, body: Any = None) -> Any:
-    r = httpx.request(
-        method,
-        f"{server.base_url}{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        json=body,
-        timeout=30,
-    )
-    assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text}"
-    return r.json()
-
-
-def _unit(server: DemoServer, token: str, callsign: str) -> dict[str, Any]:
-    units: list[dict[str, Any]] = _api(server, "GET", "/api/v1/units", token)
-    return next(u for u in units if u["callsign"] == callsign)
 
 
 def _call(
     server: DemoServer, token: str, *, lat: float, lon: float, category: str
 ) -> dict[str, Any]:
-    body: dict[str, Any] = _api(
+    body: dict[str, Any] = api(
         server,
         "POST",
         "/api/v1/calls",
@@ -179,9 +147,9 @@ def test_next_target_follows_the_incident() -> None:
 
 
 def test_call_reaches_the_queue_and_is_dispatched(page: Any, demo_server: DemoServer) -> None:
-    outside = _record_hosts(page)
+    outside = record_hosts(page)
     admin = demo_server.token("admin")
-    unit = _unit(demo_server, admin, "PSR-1")
+    unit = unit_by_callsign(demo_server, admin, "PSR-1")
     # The map's link leads to the board.
     page.goto(f"{demo_server.base_url}/")
     page.wait_for_url(f"{demo_server.base_url}/login")
@@ -196,7 +164,7 @@ def test_call_reaches_the_queue_and_is_dispatched(page: Any, demo_server: DemoSe
     page.evaluate("window.__noReload = true")
 
     # A less urgent call first, so the queue has an order to keep.
-    other = _unit(demo_server, admin, "PSR-5")
+    other = unit_by_callsign(demo_server, admin, "PSR-5")
     later = _call(demo_server, admin, lat=other["lat"], lon=other["lon"], category="suspicious")
     accepted = _call(demo_server, admin, lat=unit["lat"], lon=unit["lon"], category="robbery")
     posted = time.monotonic()
@@ -263,7 +231,7 @@ def test_call_reaches_the_queue_and_is_dispatched(page: Any, demo_server: DemoSe
 
 def test_cancel_leaves_the_queue(page: Any, demo_server: DemoServer) -> None:
     admin = demo_server.token("admin")
-    unit = _unit(demo_server, admin, "PSR-10")
+    unit = unit_by_callsign(demo_server, admin, "PSR-10")
     _open_board(page, demo_server, "dispatcher")
     accepted = _call(demo_server, admin, lat=unit["lat"], lon=unit["lon"], category="vehicle_theft")
     row = f'#dispatch-queue tr[data-incident-id="{accepted["incident_id"]}"]'
@@ -281,7 +249,7 @@ def test_cancel_leaves_the_queue(page: Any, demo_server: DemoServer) -> None:
 
 def test_transfer_to_another_agency(page: Any, demo_server: DemoServer) -> None:
     admin = demo_server.token("admin")
-    unit = _unit(demo_server, admin, "PSR-11")
+    unit = unit_by_callsign(demo_server, admin, "PSR-11")
     _open_board(page, demo_server, "dispatcher")
     accepted = _call(demo_server, admin, lat=unit["lat"], lon=unit["lon"], category="suspicious")
     row = f'#dispatch-queue tr[data-incident-id="{accepted["incident_id"]}"]'
@@ -302,7 +270,7 @@ def test_transfer_to_another_agency(page: Any, demo_server: DemoServer) -> None:
 
 def test_analyst_cannot_dispatch(page: Any, demo_server: DemoServer) -> None:
     admin = demo_server.token("admin")
-    unit = _unit(demo_server, admin, "PSR-2")
+    unit = unit_by_callsign(demo_server, admin, "PSR-2")
     _open_board(page, demo_server, "analyst")
     accepted = _call(demo_server, admin, lat=unit["lat"], lon=unit["lon"], category="vehicle_theft")
     row = f'#dispatch-queue tr[data-incident-id="{accepted["incident_id"]}"]'
@@ -315,7 +283,7 @@ def test_analyst_cannot_dispatch(page: Any, demo_server: DemoServer) -> None:
 
 def test_kpis_and_response_time_report(page: Any, demo_server: DemoServer) -> None:
     admin = demo_server.token("admin")
-    unit = _unit(demo_server, admin, "PSR-1")
+    unit = unit_by_callsign(demo_server, admin, "PSR-1")
     _call(demo_server, admin, lat=unit["lat"], lon=unit["lon"], category="assault")
     _open_board(page, demo_server, "admin")
 
@@ -350,9 +318,9 @@ def test_response_alert_is_shown_and_acknowledged(page: Any, demo_server: DemoSe
     short = {"acknowledge_s": 10, "dispatch_s": 10, "arrive_s": 10, "unattended_s": 10}
     try:
         for area in ("urban", "rural"):
-            _api(demo_server, "PUT", f"/api/v1/response-targets/1/{area}", admin, short)
+            api(demo_server, "PUT", f"/api/v1/response-targets/1/{area}", admin, short)
         _open_board(page, demo_server, "dispatcher")
-        unit = _unit(demo_server, admin, "PSR-3")
+        unit = unit_by_callsign(demo_server, admin, "PSR-3")
         accepted = _call(demo_server, admin, lat=unit["lat"], lon=unit["lon"], category="robbery")
         incident_id = accepted["incident_id"]
         row = f'#dispatch-queue tr[data-incident-id="{incident_id}"]'
@@ -381,9 +349,7 @@ def test_response_alert_is_shown_and_acknowledged(page: Any, demo_server: DemoSe
         for t in before:
             if t["priority"] == 1:
                 body = {k: t[k] for k in short}
-                _api(
-                    demo_server, "PUT", f"/api/v1/response-targets/1/{t['area_type']}", admin, body
-                )
+                api(demo_server, "PUT", f"/api/v1/response-targets/1/{t['area_type']}", admin, body)
 
 
 def test_server_logged_no_errors(demo_server: DemoServer) -> None:

@@ -8,17 +8,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import httpx
 import pytest
+from browser_helpers import DemoServer, api, record_hosts, unit_by_callsign
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: The `demo_server` fixture (tests/browser/conftest.py).
-DemoServer = Any
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 2,
@@ -27,42 +24,13 @@ PHONE = {
 }
 
 
-def _record_hosts(page: Any) -> list[str]:
-    outside: list[str] = []
-
-    def on_request(request: Any) -> None:
-        url = urlparse(request.url)
-        if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in LOCAL_HOSTS:
-            outside.append(request.url)
-
-    page.on("request", on_request)
-    return outside
-
-
-def _api(server: DemoServer, method: str, path: str, token: str, body: Any = None) -> Any:
-    r = httpx.request(
-        method,
-        f"{server.base_url}{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        json=body,
-        timeout=30,
-    )
-    assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text}"
-    return r.json()
-
-
-def _unit(server: DemoServer, token: str, callsign: str) -> dict[str, Any]:
-    units: list[dict[str, Any]] = _api(server, "GET", "/api/v1/units", token)
-    return next(u for u in units if u["callsign"] == callsign)
-
-
 def _crew_login(server: DemoServer, token: str, username: str, unit: dict[str, Any]) -> None:
     """Make sure an officer of `unit` logs in as `username` (the registry's link between a
     login and a unit's crew); the demo loader may already have made it."""
-    officers: list[dict[str, Any]] = _api(server, "GET", "/api/v1/officers", token)
+    officers: list[dict[str, Any]] = api(server, "GET", "/api/v1/officers", token)
     if any(o["username"] == username and o["unit_id"] == unit["id"] for o in officers):
         return
-    _api(
+    api(
         server,
         "POST",
         "/api/v1/officers",
@@ -132,11 +100,11 @@ def _field_login(page: Any, server: DemoServer, username: str) -> None:
 
 def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoServer) -> None:
     admin = demo_server.token("admin")
-    unit = _unit(demo_server, admin, "PSR-1")
+    unit = unit_by_callsign(demo_server, admin, "PSR-1")
     _crew_login(demo_server, admin, "officer.psr1", unit)
     here = {"latitude": unit["lat"], "longitude": unit["lon"], "accuracy": 12}
     field = phone(geolocation=here, permissions=["geolocation"])
-    outside = _record_hosts(field)
+    outside = record_hosts(field)
     _field_login(field, demo_server, "officer.psr1")
     field.wait_for_selector("#field-no-job")
     assert field.inner_text("#field-unit") == "PSR-1"
@@ -152,7 +120,7 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     board.wait_for_url(f"{demo_server.base_url}/dispatch")
     board.wait_for_selector("#board-map[data-ready=true]", state="attached")
 
-    accepted = _api(
+    accepted = api(
         demo_server,
         "POST",
         "/api/v1/calls",
@@ -212,7 +180,7 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     inc = demo_server.get(f"/api/v1/incidents/{incident_id}", admin)
     assert inc["status"] == "resolved" and inc["disposition"] == "arrested"
     assert inc["en_route_at"] and inc["on_scene_at"] and inc["resolved_at"]
-    assert _unit(demo_server, admin, "PSR-1")["status"] == "available"
+    assert unit_by_callsign(demo_server, admin, "PSR-1")["status"] == "available"
 
     # The phone's position goes to the unit (the board's map and recommendations use it).
     field.context.set_geolocation({"latitude": unit["lat"] + 0.01, "longitude": unit["lon"]})
@@ -220,7 +188,7 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     field.wait_for_function(
         "document.querySelector('#position-status').textContent.includes('sent')"
     )
-    moved = _unit(demo_server, admin, "PSR-1")
+    moved = unit_by_callsign(demo_server, admin, "PSR-1")
     assert abs(moved["lat"] - (unit["lat"] + 0.01)) < 1e-6
     assert outside == [], f"the field app requested hosts outside this machine: {outside}"
 
@@ -246,7 +214,7 @@ def test_field_login_refused(phone: Any, demo_server: DemoServer) -> None:
 def _register_device(
     server: DemoServer, token: str, *, code: str, lat: float, lon: float
 ) -> dict[str, Any]:
-    body: dict[str, Any] = _api(
+    body: dict[str, Any] = api(
         server,
         "POST",
         "/api/v1/panic-devices",
@@ -265,14 +233,14 @@ def _register_device(
 
 def test_panic_with_the_phones_position(phone: Any, demo_server: DemoServer) -> None:
     admin = demo_server.token("admin")
-    registered = _unit(demo_server, admin, "PSR-5")  # the mission's registered address
-    there = _unit(demo_server, admin, "PSR-10")  # where the phone is now
+    registered = unit_by_callsign(demo_server, admin, "PSR-5")  # the mission's registered address
+    there = unit_by_callsign(demo_server, admin, "PSR-10")  # where the phone is now
     device = _register_device(
         demo_server, admin, code="PD-TEST-GPS", lat=registered["lat"], lon=registered["lon"]
     )
     gps = {"latitude": there["lat"] + 0.0005, "longitude": there["lon"], "accuracy": 20}
     pg = phone(geolocation=gps, permissions=["geolocation"])
-    outside = _record_hosts(pg)
+    outside = record_hosts(pg)
     pg.goto(f"{demo_server.base_url}/m/panic?key={device['device_key']}")
     pg.wait_for_function(
         "document.querySelector('#panic-device').textContent.includes('Embassy of Testland')"
@@ -309,7 +277,7 @@ def test_panic_without_location_uses_the_registered_address(
     phone: Any, demo_server: DemoServer
 ) -> None:
     admin = demo_server.token("admin")
-    registered = _unit(demo_server, admin, "PSR-11")
+    registered = unit_by_callsign(demo_server, admin, "PSR-11")
     device = _register_device(
         demo_server, admin, code="PD-TEST-NOGPS", lat=registered["lat"], lon=registered["lon"]
     )
