@@ -17,21 +17,18 @@ from safecity import __version__
 from safecity.analytics import api as analytics_api
 from safecity.analytics import service as analytics_service
 from safecity.core import auth_api, events_api
-from safecity.core.errors import SafeCityError
+from safecity.core.errors import SafeCityError, invalid_input_from
 from safecity.core.runtime import Runtime
 from safecity.dispatch import api as dispatch_api
 from safecity.dispatch.monitor import ResponseTimeMonitor
 from safecity.geo import api as geo_api
 from safecity.incidents import api as incidents_api
+from safecity.incidents.api import CallIntakeFastPath
+from safecity.incidents.intake import CallIntake
 from safecity.registry import api as registry_api
 from safecity.video import api as video_api
 
 log = logging.getLogger("safecity")
-
-
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -43,14 +40,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors():
-            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-            problems.append(f"{_field(e.get('loc', ()))}: {msg}")
-        return JSONResponse(
-            {"error": "invalid_input", "message": "; ".join(problems), "details": problems},
-            status_code=422,
-        )
+        err = invalid_input_from(list(exc.errors()))
+        return JSONResponse(err.to_dict(), status_code=err.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -97,6 +88,7 @@ def create_app(
         for hook in on_startup or []:
             hook(runtime)
         yield
+        intake.close()
         if monitor is not None:
             monitor.stop()
         if stop_mirror is not None:
@@ -109,6 +101,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    # Calls are taken in by one writer in batches (group commit): see incidents/intake.py.
+    intake = CallIntake(runtime.sessions)
+    app.state.call_intake = intake
+    app.add_middleware(CallIntakeFastPath)
     install_error_handlers(app)
 
     @app.get("/health", tags=["system"])

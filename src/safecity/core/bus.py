@@ -22,6 +22,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -97,6 +98,10 @@ class EventBus(ABC):
     @abstractmethod
     def publish(self, subject: str, data: dict[str, Any], *, msg_id: str | None = None) -> Event:
         """Append an event to the stream; the same `msg_id` twice stores it once."""
+
+    def publish_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
+        """Publish several events in order (an adapter may do it in one round trip)."""
+        return [self.publish(subject, data) for subject, data in events]
 
     @abstractmethod
     def subscribe(
@@ -208,25 +213,43 @@ class InProcessBus(EventBus):
     def publish(self, subject: str, data: dict[str, Any], *, msg_id: str | None = None) -> Event:
         validate_subject(subject)
         with self._cond:
-            if self._closed:
-                raise RuntimeError("event bus is closed")
-            if msg_id is not None and msg_id in self._msg_ids:
-                return self._msg_ids[msg_id]
-            seq = next(self._seq)
-            ev = Event(subject, data, seq, msg_id or uuid.uuid4().hex, datetime.now(UTC))
-            self._events.append(ev)
-            self._last_seq = seq
-            while len(self._events) > self._max_events:
-                self._events.popleft()
-                self._first_seq += 1
-            if msg_id is not None:
-                self._msg_ids[msg_id] = ev
-                while len(self._msg_ids) > self._dedupe_window:
-                    self._msg_ids.popitem(last=False)
-            self._cond.notify_all()
-            for key in self._active:
-                self._wake_async(self._states[key])
+            ev = self._append(subject, data, msg_id)
+            self._wake_all()
             return ev
+
+    def publish_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
+        # One lock and one wake-up of each consumer for the whole batch: a committed batch
+        # of calls publishes hundreds of events at once.
+        for subject, _ in events:
+            validate_subject(subject)
+        with self._cond:
+            out = [self._append(subject, data, None) for subject, data in events]
+            if out:
+                self._wake_all()
+            return out
+
+    def _append(self, subject: str, data: dict[str, Any], msg_id: str | None) -> Event:
+        if self._closed:
+            raise RuntimeError("event bus is closed")
+        if msg_id is not None and msg_id in self._msg_ids:
+            return self._msg_ids[msg_id]
+        seq = next(self._seq)
+        ev = Event(subject, data, seq, msg_id or uuid.uuid4().hex, datetime.now(UTC))
+        self._events.append(ev)
+        self._last_seq = seq
+        while len(self._events) > self._max_events:
+            self._events.popleft()
+            self._first_seq += 1
+        if msg_id is not None:
+            self._msg_ids[msg_id] = ev
+            while len(self._msg_ids) > self._dedupe_window:
+                self._msg_ids.popitem(last=False)
+        return ev
+
+    def _wake_all(self) -> None:
+        self._cond.notify_all()
+        for key in self._active:
+            self._wake_async(self._states[key])
 
     @property
     def last_seq(self) -> int:

@@ -93,8 +93,8 @@ def make_sessionmaker(engine: Engine, bus: EventBus) -> sessionmaker[Session]:
     @event.listens_for(factory, "after_commit")
     def _flush_events(session: Session) -> None:
         pending: list[tuple[str, dict[str, Any]]] = session.info.pop("pending_events", [])
-        for subject, data in pending:
-            bus.publish(subject, data)
+        if pending:
+            bus.publish_many(pending)
 
     @event.listens_for(factory, "after_rollback")
     def _drop_events(session: Session) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request, params
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,8 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=F
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain function would cost every request a hop through the thread pool.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -77,11 +79,16 @@ class _PrincipalCache:
 _PRINCIPALS = _PrincipalCache()
 
 
-def get_current_principal(
+async def get_current_principal(
     runtime: RuntimeDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
+    return await principal_for(runtime, token=token, api_key=api_key)
+
+
+async def principal_for(runtime: Runtime, *, token: str | None, api_key: str | None) -> Principal:
+    """Who sent a request, from its bearer token or API key (cached a few seconds)."""
     credential = api_key or token
     if not credential:
         raise Unauthenticated(
@@ -92,11 +99,17 @@ def get_current_principal(
     cached = _PRINCIPALS.get(runtime, credential, now.timestamp())
     if cached is not None:
         return cached
+    # A miss reads the database: in the thread pool, never on the event loop.
+    return await run_in_threadpool(_lookup_principal, runtime, credential, api_key is not None)
+
+
+def _lookup_principal(runtime: Runtime, credential: str, is_api_key: bool) -> Principal:
+    now = runtime.clock.now()
     # Its own short session: the request's session may live as long as a streamed
     # response, and must not pin a database connection meanwhile.
     with runtime.sessions() as session:
-        if api_key:
-            principal = principal_from_api_key(session, api_key)
+        if is_api_key:
+            principal = principal_from_api_key(session, credential)
             expires = float("inf")
         else:
             key = runtime.settings.signing_key()
@@ -112,7 +125,7 @@ CurrentUser = Annotated[Principal, Depends(get_current_principal)]
 def requires(perm: Perm) -> params.Depends:
     """A dependency that refuses callers without `perm` (403)."""
 
-    def check(principal: CurrentUser) -> Principal:
+    async def check(principal: CurrentUser) -> Principal:
         principal.require(perm)
         return principal
 

@@ -41,6 +41,11 @@ class Conflict(SafeCityError):
     code = "conflict"
 
 
+class PayloadTooLarge(SafeCityError):
+    status = 413
+    code = "payload_too_large"
+
+
 class Unauthenticated(SafeCityError):
     status = 401
     code = "unauthenticated"
@@ -56,3 +61,13 @@ class ConfigError(SafeCityError):
 
     status = 500
     code = "config_error"
+
+
+def invalid_input_from(errors: list[Any]) -> InvalidInput:
+    """A pydantic/FastAPI validation error list as one message naming each field."""
+    problems = []
+    for e in errors:
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        problems.append(f"{'.'.join(parts) or 'body'}: {msg}")
+    return InvalidInput("; ".join(problems), details=problems)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -41,6 +42,7 @@ from safecity.incidents import service as incidents
 from safecity.incidents.schemas import CallIn, IncidentOut
 from safecity.registry import service as registry
 from safecity.registry.schemas import UnitOut
+from safecity.registry.schemas import UnitPosition as UnitPlace
 
 #: The system itself, for steps nobody typed (timers, panic intake).
 SYSTEM = Principal(subject="system:dispatch", name="system", role=Role.ADMIN)
@@ -111,15 +113,35 @@ def recommend_units(
 SHORTLIST = 40
 
 
+#: First look for units this close (a box around the incident) before reading them all.
+NEAR_RADIUS_M = 5_000.0
+
+
+def _nearest_available(
+    session: Session, lon: float, lat: float, n: int
+) -> tuple[list[UnitPlace], npt.NDArray[np.intp]]:
+    """The available units and the indices of the nearest `n` by straight line. Reads the
+    units in a box first: when `n` of them lie within the box's inscribed circle, no unit
+    outside can be nearer, so the full read (thousands of units) is needed only where
+    units are sparse."""
+    k = max(math.cos(math.radians(lat)), 0.01)
+    dlat = NEAR_RADIUS_M / 111_195.0
+    dlon = dlat / k
+    box = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+    units = registry.unit_positions(session, status="available", box=box)
+    d2 = np.array([((u.lon - lon) * k) ** 2 + (u.lat - lat) ** 2 for u in units])
+    if int((d2 <= dlat**2).sum()) < n:
+        units = registry.unit_positions(session, status="available")
+        d2 = np.array([((u.lon - lon) * k) ** 2 + (u.lat - lat) ** 2 for u in units])
+    return units, np.argsort(d2, kind="stable")[:n]
+
+
 def _recommend(
     session: Session, lon: float, lat: float, station_id: int, limit: int
 ) -> list[Recommendation]:
-    units = registry.unit_positions(session, status="available")
+    units, near = _nearest_available(session, lon, lat, max(SHORTLIST, limit))
     if not units:
         return []
-    k = math.cos(math.radians(lat))
-    d2 = np.array([((u.lon - lon) * k) ** 2 + (u.lat - lat) ** 2 for u in units])
-    near = np.argsort(d2)[: max(SHORTLIST, limit)]
     recs = []
     for i in near.tolist():
         u = units[i]

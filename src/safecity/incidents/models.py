@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safecity.core.db import Base, UTCDateTime
+
+LOCATION_INDEX = "ix_incidents_lat_lon"
 
 
 class IncidentType(Base):
@@ -38,6 +40,8 @@ class ResponseTarget(Base):
 
 class Incident(Base):
     __tablename__ = "incidents"
+    # Duplicate detection looks for open incidents within a few hundred metres of a call.
+    __table_args__ = (Index(LOCATION_INDEX, "lat", "lon"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
@@ -49,8 +53,7 @@ class Incident(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str | None] = mapped_column(String(256), nullable=True)
     lon: Mapped[float] = mapped_column(Float)
-    # Indexed: duplicate detection looks for open incidents within a few hundred metres.
-    lat: Mapped[float] = mapped_column(Float, index=True)
+    lat: Mapped[float] = mapped_column(Float)
     station_id: Mapped[int] = mapped_column(Integer, index=True)
     tehsil_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     district_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)

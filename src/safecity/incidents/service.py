@@ -6,20 +6,29 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
-from safecity.core.db import publish_after_commit
-from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from safecity.core.db import Base, UTCDateTime, publish_after_commit
+from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.geo import service as geo
+from safecity.geo.schemas import Location
 from safecity.incidents.lifecycle import OPEN, STAMP, Status, check_transition
-from safecity.incidents.models import Call, Incident, IncidentEvent, IncidentType, ResponseTarget
+from safecity.incidents.models import (
+    Call,
+    Incident,
+    IncidentEvent,
+    IncidentType,
+    ResponseTarget,
+)
 from safecity.incidents.schemas import (
     CallAccepted,
     CallIn,
@@ -145,6 +154,17 @@ def set_target(
 # --------------------------------------------------------------------------- intake
 
 
+@dataclass(frozen=True)
+class CallRequest:
+    """One report waiting to be taken in: what was said, who took it, and when."""
+
+    call: CallIn
+    actor: Principal
+    received_at: datetime
+    source: str = "call"
+    priority: int | None = None
+
+
 def receive_call(
     session: Session,
     *,
@@ -156,156 +176,550 @@ def receive_call(
 ) -> CallAccepted:
     """Take in a report: link it to an open incident it duplicates, or open a new incident
     routed to the station holding its location. Idempotent by `external_id`. Commits."""
-    actor.require(Perm.CALLS_CREATE)
-    itype = _type(session, call.category)
-    if call.external_id is not None:
-        existing = _call_by_external_id(session, call.external_id)
-        if existing is not None:
-            return _accepted(session, existing, duplicate_external=True)
-    geo.check_point(call.lon, call.lat)
-    prank = _repeat_prank_caller(session, call.caller_number, now)
-
-    target = None
-    if call.link_duplicates and itype.code != "prank":
-        target = _find_duplicate(session, call, now)
-    if target is not None:
-        row = _new_call(call, target.id, source, actor, now, duplicate=True)
-        session.add(row)
-        target.call_count += 1
-        target.updated_at = now
-        _append(
-            session,
-            target.id,
-            now,
-            "call_linked",
-            actor.name,
-            f"another {call.category} call from {call.caller_number} linked as duplicate",
-            {"caller_number": call.caller_number, "category": call.category},
-        )
-        publish_after_commit(session, "incidents.updated", _payload(target, "call_linked"))
-        return _commit_accepted(session, row, call, linked=True, prank=prank)
-
-    inc = _open_incident(
-        session,
-        call=call,
-        itype=itype,
-        source=source,
-        actor=actor,
-        now=now,
-        priority=priority,
-        prank=prank,
-    )
-    row = _new_call(call, inc.id, source, actor, now, duplicate=False)
-    session.add(row)
-    return _commit_accepted(session, row, call, linked=False, prank=prank)
-
-
-def _open_incident(
-    session: Session,
-    *,
-    call: CallIn,
-    itype: IncidentTypeOut,
-    source: str,
-    actor: Principal,
-    now: datetime,
-    priority: int | None,
-    prank: bool = False,
-) -> Incident:
-    """A new incident routed to the station holding the call's location (flushed)."""
-    location = geo.locate_point(session, lon=call.lon, lat=call.lat)
-    inc = Incident(
-        source=source,
-        category=itype.code,
-        priority=priority or itype.priority,
-        status=Status.ROUTED.value,
-        caller_number=call.caller_number,
-        caller_name=call.caller_name,
-        description=call.description,
-        address=call.address,
-        lon=call.lon,
-        lat=call.lat,
-        station_id=location.station_id,
-        tehsil_id=location.tehsil_id,
-        district_id=location.district_id,
-        province_id=location.province_id,
-        area_type=location.area_type,
-        inside_jurisdiction=location.inside,
-        call_count=1,
-        received_at=now,
-        routed_at=now,
-        updated_at=now,
-        created_by=actor.name,
-    )
-    session.add(inc)
-    session.flush()
-    _append(
-        session,
-        inc.id,
-        now,
-        "received",
-        actor.name,
-        f"{source} ({itype.label}) from {call.caller_number}",
-    )
-    note = f"routed to {location.station_name}"
-    if not location.inside:
-        note += f" (outside every jurisdiction; nearest station, {location.distance_m:.0f} m away)"
-    _append(
-        session,
-        inc.id,
-        now,
-        "routed",
-        "system",
-        note,
-        {"station_id": location.station_id, "inside": location.inside},
-    )
-    if prank:
-        _append(
-            session, inc.id, now, "flag", "system", f"{call.caller_number} made prank calls before"
-        )
-    publish_after_commit(
-        session, "incidents.created", _payload(inc, "created", location.station_name)
-    )
-    return inc
-
-
-def _commit_accepted(
-    session: Session, row: Call, call: CallIn, *, linked: bool, prank: bool
-) -> CallAccepted:
+    request = CallRequest(call=call, actor=actor, received_at=now, source=source, priority=priority)
     try:
-        session.flush()
+        (result,) = receive_calls(session, requests=[request])
+        if isinstance(result, Exception):
+            raise result
         session.commit()
+        return result
     except IntegrityError:
-        # Another request took the same external_id in between: theirs is the call.
+        # Another writer took the same external_id in between: theirs is the call.
         session.rollback()
         existing = _call_by_external_id(session, call.external_id or "")
         if existing is None:
             raise
         return _accepted(session, existing, duplicate_external=True)
-    return _accepted(session, row, linked=linked, prank=prank)
 
 
-def _new_call(
-    call: CallIn,
+def receive_calls(
+    session: Session, *, requests: Sequence[CallRequest]
+) -> list[CallAccepted | SafeCityError]:
+    """Take in many reports in one transaction (set-based: a few statements for the whole
+    batch, whatever its size). Each gets its own result or its own error; a refused report
+    does not affect the others. Reports in the batch see each other in order: a second
+    caller about the same event is linked to the incident the first one opened.
+    Flushes; the caller commits (events are published after the commit)."""
+    types = _TYPES.get(session)
+    locator = geo.station_locator(session)
+    results: list[CallAccepted | SafeCityError | None] = [None] * len(requests)
+
+    ext_ids = [r.call.external_id for r in requests if r.call.external_id is not None]
+    taken = _calls_by_external_id(session, ext_ids)
+    pranks = _prank_counts(session, requests)
+
+    batch = _Batch()
+    links: list[tuple[int, _Linked]] = []  # (request index, target)
+    first_by_ext: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []  # (request index, index of the first with its id)
+    for i, req in enumerate(requests):
+        call = req.call
+        try:
+            req.actor.require(Perm.CALLS_CREATE)
+            itype = _type_from(types, call.category)
+            if call.external_id is not None:
+                if call.external_id in taken:
+                    results[i] = taken[call.external_id]
+                    continue
+                if call.external_id in first_by_ext:
+                    repeats.append((i, first_by_ext[call.external_id]))
+                    continue
+            geo.check_point(call.lon, call.lat)
+        except SafeCityError as exc:
+            results[i] = exc
+            continue
+        if call.external_id is not None:
+            first_by_ext[call.external_id] = i
+        number = call.caller_number
+        prank = pranks.get(number, 0) >= PRANK_FLAG_AFTER
+        target: _Linked | None = None
+        if call.link_duplicates and itype.code != "prank":
+            target = batch.find_duplicate(session, req)
+        if target is not None:
+            links.append((i, target))
+            target.calls.append((i, prank))
+            continue
+        if itype.code == "prank":
+            pranks[number] = pranks.get(number, 0) + 1
+        location = locator.locate(call.lon, call.lat)
+        batch.add(_NewIncident.open(i, req, itype, location, prank))
+
+    new_incidents = batch.new
+    _insert_incidents(session, new_incidents)
+    call_ids = _insert_calls(session, requests, links, new_incidents)
+    _update_linked(session, links)
+
+    for inc in new_incidents:
+        for i, prank in [(inc.request, inc.prank), *inc.calls]:
+            results[i] = _accepted_from(
+                inc, call_ids[i], locator, linked=i != inc.request, prank=prank
+            )
+    for i, target in links:
+        if isinstance(target, _ExistingIncident):
+            prank = dict(target.calls)[i]
+            results[i] = _accepted_from(target, call_ids[i], locator, linked=True, prank=prank)
+    for i, first in repeats:
+        got = results[first]
+        results[i] = (
+            got.model_copy(update={"duplicate_of_external_id": True, "repeat_prank_caller": False})
+            if isinstance(got, CallAccepted)
+            else got
+        )
+    out = [r for r in results if r is not None]
+    assert len(out) == len(requests)
+    return out
+
+
+@dataclass
+class _Target:
+    """An incident the calls of a batch open or are linked to, as plain values."""
+
+    id: int
+    category: str
+    priority: int
+    status: str
+    lon: float
+    lat: float
+    station_id: int
+    tehsil_id: int | None
+    district_id: int | None
+    province_id: int | None
+    inside_jurisdiction: bool
+    call_count: int
+    received_at: datetime
+    updated_at: datetime
+    description: str
+    #: Calls of this batch linked to it as duplicates: (request index, repeat prank caller).
+    calls: list[tuple[int, bool]] = field(default_factory=list)
+
+
+@dataclass
+class _ExistingIncident(_Target):
+    pass
+
+
+@dataclass
+class _NewIncident(_Target):
+    request: int = 0
+    prank: bool = False
+    request_data: CallRequest | None = None
+    area_type: str = "urban"
+    station_name: str = ""
+    itype_label: str = ""
+    distance_m: float = 0.0
+
+    @classmethod
+    def open(
+        cls,
+        index: int,
+        req: CallRequest,
+        itype: IncidentTypeOut,
+        location: Location,
+        prank: bool,
+    ) -> _NewIncident:
+        call = req.call
+        return cls(
+            id=0,
+            category=itype.code,
+            priority=req.priority or itype.priority,
+            status=Status.ROUTED.value,
+            lon=call.lon,
+            lat=call.lat,
+            station_id=location.station_id,
+            tehsil_id=location.tehsil_id,
+            district_id=location.district_id,
+            province_id=location.province_id,
+            inside_jurisdiction=location.inside,
+            call_count=1,
+            received_at=req.received_at,
+            updated_at=req.received_at,
+            description=call.description,
+            request=index,
+            prank=prank,
+            request_data=req,
+            area_type=location.area_type,
+            station_name=location.station_name,
+            itype_label=itype.label,
+            distance_m=location.distance_m,
+        )
+
+
+_Linked = _NewIncident | _ExistingIncident
+
+
+class _Batch:
+    """What a batch has opened so far (found by a grid of duplicate-radius cells), and the
+    stored incidents its calls were linked to."""
+
+    _cell = DUPLICATE_RADIUS_M / _M_PER_DEG
+
+    def __init__(self) -> None:
+        self.new: list[_NewIncident] = []
+        self.existing: dict[int, _ExistingIncident] = {}
+        self._grid: dict[tuple[int, int], list[_NewIncident]] = defaultdict(list)
+
+    def _key(self, lon: float, lat: float) -> tuple[int, int]:
+        return (math.floor(lon / self._cell), math.floor(lat / self._cell))
+
+    def add(self, inc: _NewIncident) -> None:
+        self.new.append(inc)
+        self._grid[self._key(inc.lon, inc.lat)].append(inc)
+
+    def find_duplicate(self, session: Session, req: CallRequest) -> _Linked | None:
+        """The nearest open incident of a compatible type within the radius and time
+        window: stored, or opened earlier in this batch."""
+        call = req.call
+        best: _Linked | None = None
+        best_d = DUPLICATE_RADIUS_M
+        for cand in self._stored_candidates(session, req):
+            d = _distance_m(call.lon, call.lat, cand.lon, cand.lat)
+            if d <= best_d:
+                best, best_d = cand, d
+        kx, ky = self._key(call.lon, call.lat)
+        nx = math.ceil(1 / max(math.cos(math.radians(call.lat)), 0.01))
+        for dx in range(-nx, nx + 1):
+            for dy in (-1, 0, 1):
+                for inc in self._grid.get((kx + dx, ky + dy), ()):
+                    if not compatible(inc.category, call.category):
+                        continue
+                    d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
+                    if d <= best_d:
+                        best, best_d = inc, d
+        return best
+
+    def _stored_candidates(self, session: Session, req: CallRequest) -> list[_ExistingIncident]:
+        call = req.call
+        dlat = DUPLICATE_RADIUS_M / _M_PER_DEG
+        dlon = dlat / max(math.cos(math.radians(call.lat)), 0.01)
+        # Core, not the ORM: this runs for every call, and the ORM's execute costs more
+        # than the query.
+        rows = (
+            session.connection()
+            .execute(
+                _NEARBY_RECENT,
+                {
+                    "lat0": call.lat - dlat,
+                    "lat1": call.lat + dlat,
+                    "lon0": call.lon - dlon,
+                    "lon1": call.lon + dlon,
+                    "since": req.received_at - DUPLICATE_WINDOW,
+                },
+            )
+            .all()
+        )
+        out = []
+        for row in rows:
+            if row.status not in _OPEN_VALUES or not compatible(row.category, call.category):
+                continue
+            known = self.existing.get(row.id)
+            if known is None:
+                known = _ExistingIncident(**row._asdict())
+                self.existing[row.id] = known
+            out.append(known)
+        return out
+
+
+_TARGET_COLUMNS = (
+    Incident.id,
+    Incident.category,
+    Incident.priority,
+    Incident.status,
+    Incident.lon,
+    Incident.lat,
+    Incident.station_id,
+    Incident.tehsil_id,
+    Incident.district_id,
+    Incident.province_id,
+    Incident.inside_jurisdiction,
+    Incident.call_count,
+    Incident.received_at,
+    Incident.updated_at,
+    Incident.description,
+)
+_OPEN_VALUES = frozenset(s.value for s in OPEN)
+#: Incidents in a small box, received since a time: the duplicate candidates of a call.
+#: Built once (a call costs only its parameters). Status is checked in Python: a status
+#: condition here made SQLite read every open incident through the status index instead
+#: of the few in the box through the location index.
+_NEARBY_RECENT = select(*_TARGET_COLUMNS).where(
+    Incident.lat.between(bindparam("lat0"), bindparam("lat1")),
+    Incident.lon.between(bindparam("lon0"), bindparam("lon1")),
+    Incident.received_at >= bindparam("since", type_=UTCDateTime()),
+)
+
+
+#: Calls already taken in under some external ids (statements built once: see above).
+_BY_EXTERNAL_ID = (
+    select(
+        Call.external_id,
+        Call.id,
+        Call.linked_as_duplicate,
+        Incident.id.label("incident_id"),
+        Incident.station_id,
+        Incident.district_id,
+        Incident.inside_jurisdiction,
+        Incident.priority,
+        Incident.status,
+    )
+    .join(Incident, Incident.id == Call.incident_id)
+    .where(Call.external_id.in_(bindparam("ext", expanding=True)))
+)
+#: Prank calls per caller number since a time.
+_PRANKS = (
+    select(Call.caller_number, func.count())
+    .join(Incident, Incident.id == Call.incident_id)
+    .where(
+        Call.caller_number.in_(bindparam("numbers", expanding=True)),
+        Call.received_at >= bindparam("since", type_=UTCDateTime()),
+        Incident.category == "prank",
+    )
+    .group_by(Call.caller_number)
+)
+
+
+def _type_from(types: dict[str, IncidentTypeOut], code: str) -> IncidentTypeOut:
+    row = types.get(code)
+    if row is None or not row.active:
+        known = sorted(c for c, t in types.items() if t.active)
+        raise InvalidInput(f"unknown category {code!r}; one of: {', '.join(known)}")
+    return row
+
+
+def _calls_by_external_id(session: Session, ext_ids: list[str]) -> dict[str, CallAccepted]:
+    """Calls already taken in under these external ids, as the answer to a repeat."""
+    if not ext_ids:
+        return {}
+    locator = geo.station_locator(session)
+    rows = session.connection().execute(_BY_EXTERNAL_ID, {"ext": sorted(set(ext_ids))}).all()
+    return {
+        str(r.external_id): CallAccepted(
+            incident_id=r.incident_id,
+            call_id=r.id,
+            station_id=r.station_id,
+            station_name=locator.station(r.station_id).station_name,
+            district_id=r.district_id,
+            inside_jurisdiction=r.inside_jurisdiction,
+            priority=r.priority,
+            status=r.status,
+            linked_to_existing=r.linked_as_duplicate,
+            duplicate_of_external_id=True,
+        )
+        for r in rows
+    }
+
+
+def _prank_counts(session: Session, requests: Sequence[CallRequest]) -> dict[str, int]:
+    """Prank calls per caller number of the batch within the prank window."""
+    numbers = sorted({r.call.caller_number for r in requests})
+    if not numbers:
+        return {}
+    since = min(r.received_at for r in requests) - PRANK_WINDOW
+    rows = session.connection().execute(_PRANKS, {"numbers": numbers, "since": since}).all()
+    return {str(n): int(c) for n, c in rows}
+
+
+def _insert_incidents(session: Session, new: list[_NewIncident]) -> None:
+    """The batch's new incidents and their first timeline entries, in a few statements."""
+    if not new:
+        return
+    rows = []
+    for inc in new:
+        req = inc.request_data
+        assert req is not None
+        rows.append(
+            {
+                "source": req.source,
+                "category": inc.category,
+                "priority": inc.priority,
+                "status": inc.status,
+                "caller_number": req.call.caller_number,
+                "caller_name": req.call.caller_name,
+                "description": inc.description,
+                "address": req.call.address,
+                "lon": inc.lon,
+                "lat": inc.lat,
+                "station_id": inc.station_id,
+                "tehsil_id": inc.tehsil_id,
+                "district_id": inc.district_id,
+                "province_id": inc.province_id,
+                "area_type": inc.area_type,
+                "inside_jurisdiction": inc.inside_jurisdiction,
+                "call_count": 1,
+                "received_at": inc.received_at,
+                "routed_at": inc.received_at,
+                "updated_at": inc.received_at,
+                "created_by": req.actor.name,
+            }
+        )
+    conn = session.connection()  # Core statements: the ORM's bulk path costs more here
+    ids = conn.scalars(
+        insert(_table(Incident)).returning(_table(Incident).c.id, sort_by_parameter_order=True),
+        rows,
+    ).all()
+    events: list[dict[str, Any]] = []
+    for inc, new_id in zip(new, ids, strict=True):
+        inc.id = int(new_id)
+        req = inc.request_data
+        assert req is not None
+        at, actor = inc.received_at, req.actor.name
+        events.append(
+            _event_row(
+                inc.id,
+                at,
+                "received",
+                actor,
+                f"{req.source} ({inc.itype_label}) from {req.call.caller_number}",
+            )
+        )
+        note = f"routed to {inc.station_name}"
+        if not inc.inside_jurisdiction:
+            note += f" (outside every jurisdiction; nearest station, {inc.distance_m:.0f} m away)"
+        events.append(
+            _event_row(
+                inc.id,
+                at,
+                "routed",
+                "system",
+                note,
+                {"station_id": inc.station_id, "inside": inc.inside_jurisdiction},
+            )
+        )
+        if inc.prank:
+            events.append(
+                _event_row(
+                    inc.id,
+                    at,
+                    "flag",
+                    "system",
+                    f"{req.call.caller_number} made prank calls before",
+                )
+            )
+        publish_after_commit(
+            session, "incidents.created", _payload(inc, "created", inc.station_name)
+        )
+    conn.execute(insert(_table(IncidentEvent)), events)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _event_row(
     incident_id: int,
-    source: str,
-    actor: Principal,
-    now: datetime,
-    *,
-    duplicate: bool,
-) -> Call:
-    return Call(
-        external_id=call.external_id,
-        incident_id=incident_id,
-        source=source,
-        category=call.category,
-        caller_number=call.caller_number,
-        caller_name=call.caller_name,
-        description=call.description,
-        lon=call.lon,
-        lat=call.lat,
-        linked_as_duplicate=duplicate,
-        received_at=now,
-        taken_by=actor.name,
+    at: datetime,
+    kind: str,
+    actor: str,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "at": at,
+        "kind": kind,
+        "actor": actor,
+        "note": note,
+        "data": data or {},
+    }
+
+
+def _insert_calls(
+    session: Session,
+    requests: Sequence[CallRequest],
+    links: list[tuple[int, _Linked]],
+    new: list[_NewIncident],
+) -> dict[int, int]:
+    """Every taken-in call of the batch (request index -> call id), with a timeline entry
+    and an update event for each call linked as a duplicate."""
+    made: list[tuple[int, int, bool]] = [(inc.request, inc.id, False) for inc in new]
+    made += [(i, target.id, True) for i, target in links]
+    if not made:
+        return {}
+    made.sort()
+    rows = []
+    events: list[dict[str, Any]] = []
+    for i, incident_id, duplicate in made:
+        req = requests[i]
+        call = req.call
+        rows.append(
+            {
+                "external_id": call.external_id,
+                "incident_id": incident_id,
+                "source": req.source,
+                "category": call.category,
+                "caller_number": call.caller_number,
+                "caller_name": call.caller_name,
+                "description": call.description,
+                "lon": call.lon,
+                "lat": call.lat,
+                "linked_as_duplicate": duplicate,
+                "received_at": req.received_at,
+                "taken_by": req.actor.name,
+            }
+        )
+    conn = session.connection()
+    ids = conn.scalars(
+        insert(_table(Call)).returning(_table(Call).c.id, sort_by_parameter_order=True), rows
+    ).all()
+    for i, target in links:
+        req = requests[i]
+        target.call_count += 1
+        target.updated_at = max(target.updated_at, req.received_at)
+        events.append(
+            _event_row(
+                target.id,
+                req.received_at,
+                "call_linked",
+                req.actor.name,
+                f"another {req.call.category} call from {req.call.caller_number} linked as "
+                "duplicate",
+                {"caller_number": req.call.caller_number, "category": req.call.category},
+            )
+        )
+        publish_after_commit(session, "incidents.updated", _payload(target, "call_linked"))
+    if events:
+        conn.execute(insert(_table(IncidentEvent)), events)
+    return {m[0]: int(cid) for m, cid in zip(made, ids, strict=True)}
+
+
+def _update_linked(session: Session, links: list[tuple[int, _Linked]]) -> None:
+    """Call counts of the incidents that got duplicate calls in this batch (new incidents
+    were inserted with a count of one). Relative, so a concurrent writer adds to it."""
+    targets = {id(t): t for _, t in links}.values()
+    if not targets:
+        return
+    table = _table(Incident)
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            call_count=table.c.call_count + bindparam("b_n"),
+            updated_at=bindparam("b_at"),
+        ),
+        [{"b_id": t.id, "b_n": len(t.calls), "b_at": t.updated_at} for t in targets],
+    )
+
+
+def _accepted_from(
+    inc: _Target, call_id: int, locator: geo.StationLocator, *, linked: bool, prank: bool
+) -> CallAccepted:
+    name = (
+        inc.station_name
+        if isinstance(inc, _NewIncident)
+        else locator.station(inc.station_id).station_name
+    )
+    return CallAccepted(
+        incident_id=inc.id,
+        call_id=call_id,
+        station_id=inc.station_id,
+        station_name=name,
+        district_id=inc.district_id,
+        inside_jurisdiction=inc.inside_jurisdiction,
+        priority=inc.priority,
+        status=inc.status,
+        linked_to_existing=linked,
+        repeat_prank_caller=prank,
     )
 
 
@@ -344,40 +758,6 @@ def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return math.hypot((lon1 - lon2) * k, lat1 - lat2) * _M_PER_DEG
 
 
-def _find_duplicate(session: Session, call: CallIn, now: datetime) -> Incident | None:
-    """The nearest open incident of a compatible type within the radius and time window."""
-    dlat = DUPLICATE_RADIUS_M / _M_PER_DEG
-    dlon = dlat / max(math.cos(math.radians(call.lat)), 0.01)
-    q = select(Incident).where(
-        Incident.status.in_([s.value for s in OPEN]),
-        Incident.received_at >= now - DUPLICATE_WINDOW,
-        Incident.lat.between(call.lat - dlat, call.lat + dlat),
-        Incident.lon.between(call.lon - dlon, call.lon + dlon),
-    )
-    best, best_d = None, DUPLICATE_RADIUS_M
-    for inc in session.scalars(q):
-        if not compatible(inc.category, call.category):
-            continue
-        d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
-        if d <= best_d:
-            best, best_d = inc, d
-    return best
-
-
-def _repeat_prank_caller(session: Session, number: str, now: datetime) -> bool:
-    n = session.scalar(
-        select(func.count())
-        .select_from(Call)
-        .join(Incident, Incident.id == Call.incident_id)
-        .where(
-            Call.caller_number == number,
-            Call.received_at >= now - PRANK_WINDOW,
-            Incident.category == "prank",
-        )
-    )
-    return bool(n and n >= PRANK_FLAG_AFTER)
-
-
 def split_call(session: Session, *, call_id: int, actor: Principal, now: datetime) -> CallAccepted:
     """Undo a duplicate link: the call becomes an incident of its own. Commits."""
     actor.require(Perm.CALLS_CREATE)
@@ -398,15 +778,10 @@ def split_call(session: Session, *, call_id: int, actor: Principal, now: datetim
         category=row.category,
         description=row.description,
     )
-    inc = _open_incident(
-        session,
-        call=call,
-        itype=_type(session, row.category),
-        source=row.source,
-        actor=actor,
-        now=now,
-        priority=None,
-    )
+    req = CallRequest(call=call, actor=actor, received_at=now, source=row.source)
+    location = geo.locate_point(session, lon=call.lon, lat=call.lat)
+    inc = _NewIncident.open(0, req, _type(session, row.category), location, prank=False)
+    _insert_incidents(session, [inc])
     row.incident_id, row.linked_as_duplicate = inc.id, False
     old.call_count = max(1, old.call_count - 1)
     old.updated_at = now
@@ -722,7 +1097,9 @@ def _append(
     )
 
 
-def _payload(inc: Incident, change: str, station_name: str | None = None) -> dict[str, Any]:
+def _payload(
+    inc: Incident | _Target, change: str, station_name: str | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "incident_id": inc.id,
         "change": change,

@@ -237,13 +237,21 @@ def create_unit(session: Session, *, unit_in: UnitIn, now: datetime) -> UnitOut:
     return UnitOut.model_validate(row)
 
 
-def unit_positions(session: Session, *, status: str | None = None) -> list[UnitPosition]:
-    """Every unit's position and kind, read as plain rows (thousands per call are cheap)."""
+def unit_positions(
+    session: Session,
+    *,
+    status: str | None = None,
+    box: tuple[float, float, float, float] | None = None,
+) -> list[UnitPosition]:
+    """Units' positions and kinds, read as plain rows: all of them, or those inside `box`
+    (min lon, min lat, max lon, max lat)."""
     q = select(
         Unit.id, Unit.callsign, Unit.kind, Unit.status, Unit.home_station_id, Unit.lon, Unit.lat
     )
     if status is not None:
         q = q.where(Unit.status == status)
+    if box is not None:
+        q = q.where(Unit.lon.between(box[0], box[2]), Unit.lat.between(box[1], box[3]))
     return [
         UnitPosition.model_construct(
             id=r[0], callsign=r[1], kind=r[2], status=r[3], home_station_id=r[4], lon=r[5], lat=r[6]

@@ -179,23 +179,61 @@ class _Client:
 
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode()
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-            self.conn.request("POST", path, data, {**self.headers, **(headers or {})})
-            r = self.conn.getresponse()
-            payload = r.read()
-            return r.status, json.loads(payload) if payload else None
-        except (OSError, http.client.HTTPException, json.JSONDecodeError):
-            if self.conn is not None:
-                self.conn.close()
-            self.conn = None
-            return 0, None
+        # A kept-alive connection the server closed while idle fails on its next request
+        # before the server reads it: like any HTTP client, retry that once, afresh.
+        for fresh in (self.conn is None, True):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                self.conn.request("POST", path, data, {**self.headers, **(headers or {})})
+                r = self.conn.getresponse()
+                payload = r.read()
+                return r.status, json.loads(payload) if payload else None
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop()
+                if fresh:
+                    return 0, None
+            except (OSError, http.client.HTTPException, json.JSONDecodeError):
+                self._drop()
+                return 0, None
+        return 0, None
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+
+#: Call-taker connections per client process: each waits for its answer before the next
+#: call, so the offered rate needs rate x latency connections in flight.
+CONNECTIONS_PER_WORKER = 4
 
 
 def _call_worker(
     url: str, cfg: dict[str, Any], rate: float, start: float, deadline: float, seed: int, out: Any
 ) -> None:
+    """One client process: several call takers, each on its own connection (thread)."""
+    import threading
+
+    results: list[list[tuple[float, float, int, int, str]]] = []
+    threads = [
+        threading.Thread(
+            target=lambda k=k: results.append(
+                _call_taker(url, cfg, rate / CONNECTIONS_PER_WORKER, start, deadline, seed * 10 + k)
+            )
+        )
+        for k in range(CONNECTIONS_PER_WORKER)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(("calls", [c for r in results for c in r]))
+
+
+def _call_taker(
+    url: str, cfg: dict[str, Any], rate: float, start: float, deadline: float, seed: int
+) -> list[tuple[float, float, int, int, str]]:
     rng = random.Random(seed)
     time.sleep(max(0.0, start - time.monotonic()))  # the console client connects first
     calls = _Client(url, {"X-API-Key": cfg["calls_key"]})
@@ -272,7 +310,7 @@ def _call_worker(
                 recent = recent[-50:]
         else:
             sent.append((t0, t1, status, -1, "call"))
-    out.put(("calls", sent))
+    return sent
 
 
 def _ping_worker(

@@ -1,0 +1,210 @@
+"""Set-based call intake (`receive_calls`) and the group-commit writer (`CallIntake`): a
+batch behaves exactly as its calls taken one by one, a bad call never spoils the others,
+and a call is answered only once it is committed."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import login
+from safecity.core.auth import Principal, Role
+from safecity.core.errors import Forbidden, InvalidInput
+from safecity.core.runtime import Runtime
+from safecity.geo import service as geo
+from safecity.incidents import service
+from safecity.incidents.intake import CallIntake
+from safecity.incidents.models import Call, Incident, IncidentEvent
+from safecity.incidents.schemas import CallAccepted, CallIn
+
+PBX = Principal(subject="pbx", name="pbx", role=Role.TELEPHONY)
+ANALYST = Principal(subject="analyst", name="analyst", role=Role.ANALYST)
+M = 1 / 111_195.0  # one metre of latitude, in degrees
+
+
+def _point(rt: Runtime, index: int = 0) -> tuple[float, float]:
+    with rt.sessions() as s:
+        _, lon, lat = geo.representative_points(s, level="station")[index]
+    return lon, lat
+
+
+def _req(rt: Runtime, lon: float, lat: float, **over: Any) -> service.CallRequest:
+    actor = over.pop("actor", PBX)
+    at = over.pop("at", rt.clock.now())
+    fields: dict[str, Any] = {
+        "caller_number": "03001234567",
+        "lon": lon,
+        "lat": lat,
+        "category": "robbery",
+        "description": "two men on a motorcycle took a phone",
+    } | over
+    return service.CallRequest(call=CallIn(**fields), actor=actor, received_at=at)
+
+
+def _take(rt: Runtime, requests: list[service.CallRequest]) -> list[Any]:
+    with rt.sessions() as s:
+        out = service.receive_calls(s, requests=requests)
+        s.commit()
+    return out
+
+
+def test_a_batch_links_its_own_duplicates_and_isolates_bad_calls(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt)
+    far_lon, far_lat = _point(rt, 5)
+    sub = rt.bus.subscribe("incidents.>")
+    results = _take(
+        rt,
+        [
+            _req(rt, lon, lat, external_id="PBX-1"),
+            _req(rt, lon, lat + 50 * M, caller_number="03117654321"),  # same event, 50 m
+            _req(rt, lon, lat, category="no-such-type"),
+            _req(rt, lon, lat, external_id="PBX-1"),  # the telephony system sent it twice
+            _req(rt, far_lon, far_lat),
+            _req(rt, lon, lat, actor=ANALYST),
+        ],
+    )
+    first, linked, bad, repeat, far, refused = results
+    assert isinstance(first, CallAccepted) and not first.linked_to_existing
+    assert isinstance(linked, CallAccepted) and linked.linked_to_existing
+    assert linked.incident_id == first.incident_id and linked.call_id != first.call_id
+    assert isinstance(bad, InvalidInput) and "no-such-type" in bad.message
+    assert isinstance(repeat, CallAccepted) and repeat.duplicate_of_external_id
+    assert (repeat.incident_id, repeat.call_id) == (first.incident_id, first.call_id)
+    assert isinstance(far, CallAccepted) and far.incident_id != first.incident_id
+    assert isinstance(refused, Forbidden)
+
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 2
+        assert s.scalar(select(func.count()).select_from(Call)) == 3
+        inc = s.get(Incident, first.incident_id)
+        assert inc is not None and inc.call_count == 2
+        kinds = s.scalars(
+            select(IncidentEvent.kind)
+            .where(IncidentEvent.incident_id == first.incident_id)
+            .order_by(IncidentEvent.id)
+        ).all()
+    assert kinds == ["received", "routed", "call_linked"]
+    events = [(m.subject, m.data["incident_id"], m.data["call_count"]) for m in sub.fetch()]
+    assert sorted(events) == sorted(
+        [
+            ("incidents.created", first.incident_id, 1),
+            ("incidents.created", far.incident_id, 1),
+            ("incidents.updated", first.incident_id, 2),
+        ]
+    )
+
+
+def test_a_batch_links_to_stored_open_incidents_only(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt, 2)
+    (open_one,) = _take(rt, [_req(rt, lon, lat)])
+    (closed_one,) = _take(rt, [_req(rt, lon + 0.01, lat, category="fire")])
+    with rt.sessions() as s:
+        inc = s.get(Incident, closed_one.incident_id)
+        assert inc is not None
+        inc.status = "closed"
+        s.commit()
+    a, b, c = _take(
+        rt,
+        [
+            _req(rt, lon, lat + 100 * M),
+            _req(rt, lon, lat - 100 * M),
+            _req(rt, lon + 0.01, lat, category="fire"),
+        ],
+    )
+    assert a.incident_id == b.incident_id == open_one.incident_id
+    assert a.linked_to_existing and b.linked_to_existing
+    assert c.incident_id != closed_one.incident_id and not c.linked_to_existing
+    with rt.sessions() as s:
+        inc = s.get(Incident, open_one.incident_id)
+        assert inc is not None and inc.call_count == 3
+
+
+def test_outside_the_window_or_radius_opens_a_new_incident(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt, 3)
+    (old,) = _take(rt, [_req(rt, lon, lat, at=rt.clock.now() - timedelta(minutes=16))])
+    late, far = _take(rt, [_req(rt, lon, lat), _req(rt, lon, lat + 400 * M)])
+    assert late.incident_id != old.incident_id and not late.linked_to_existing
+    assert far.incident_id not in (old.incident_id, late.incident_id)
+
+
+def test_prank_calls_in_one_batch_are_counted_in_order(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt, 4)
+    pranks = [
+        _req(rt, lon, lat + i * 0.01, category="prank", caller_number="03339990000")
+        for i in range(4)
+    ]
+    flags = [r.repeat_prank_caller for r in _take(rt, pranks)]
+    assert flags == [False, False, True, True]  # flagged after two prank calls
+    (later,) = _take(rt, [_req(rt, lon, lat, caller_number="03339990000")])
+    assert later.repeat_prank_caller
+
+
+def test_receive_call_is_a_batch_of_one(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt, 6)
+    with rt.sessions() as s:
+        with pytest.raises(InvalidInput, match="unknown category"):
+            service.receive_call(
+                s, call=_req(rt, lon, lat, category="nope").call, actor=PBX, now=rt.clock.now()
+            )
+        one = service.receive_call(s, call=_req(rt, lon, lat).call, actor=PBX, now=rt.clock.now())
+    with rt.sessions() as s:  # committed
+        assert s.get(Incident, one.incident_id) is not None
+
+
+def test_the_writer_answers_every_call_once_committed(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    intake = CallIntake(rt.sessions, max_batch=16)
+    points = [_point(rt, i) for i in range(8)]
+    answers: list[Any] = []
+    lock = threading.Lock()
+
+    def call_taker(k: int) -> None:
+        lon, lat = points[k]
+        for i in range(25):
+            req = _req(rt, lon + i * 0.004, lat, external_id=f"T{k}-{i}")
+            try:
+                got: Any = intake.submit(req).result(timeout=60)
+            except Exception as exc:
+                got = exc
+            # Answered means committed: a fresh session sees it at once.
+            if isinstance(got, CallAccepted):
+                with rt.sessions() as s:
+                    assert s.get(Call, got.call_id) is not None
+            with lock:
+                answers.append(got)
+
+    threads = [threading.Thread(target=call_taker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad = intake.submit(_req(rt, *points[0], category="nope"))
+    with pytest.raises(InvalidInput):
+        bad.result(timeout=60)
+    intake.close()
+    assert len(answers) == 200 and all(isinstance(a, CallAccepted) for a in answers)
+    assert len({a.call_id for a in answers}) == 200
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Call)) == 200
+    # A closed writer starts again on the next call.
+    again = intake.submit(_req(rt, *points[1], external_id="T-again")).result(timeout=60)
+    assert isinstance(again, CallAccepted)
+    intake.close()
+
+
+def test_the_fast_path_refuses_an_oversized_body(cad_client: Any) -> None:
+    big = b'{"description": "' + b"x" * (70 * 1024) + b'"}'
+    r = cad_client.post("/api/v1/calls", content=big, headers={"X-API-Key": "sc_x_y"})
+    # Credentials are checked first: a stranger learns nothing about the body limit.
+    assert r.status_code == 401
+    r = cad_client.post("/api/v1/calls", content=big, headers=login(cad_client, "calltaker"))
+    assert r.status_code == 413 and "64 KB" in r.json()["message"]
