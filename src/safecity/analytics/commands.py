@@ -131,6 +131,26 @@ def add_eval_parser(sub: Any) -> None:
     )
     _add_columns(h)
     h.set_defaults(func=cmd_eval_hotspots)
+    t = esub.add_parser(
+        "tune-blend",
+        help="choose the blend's weights and powers on validation years",
+        description="Score every combination of the blend's level half-life, neighbour "
+        "weight, season and trend powers on weekly forecasts of each validation year (each "
+        "week from the incidents before it), ranked like `eval hotspots` ranks models. Pick "
+        "years before the one you report: the shipped constants come from 2014-2017 of the "
+        "Chicago assaults, and 2018 is what they are reported on.",
+    )
+    t.add_argument("--incidents", required=True, help="CSV file (plain or .gz)")
+    t.add_argument("--years", required=True, help="validation years: 2014-2017, or 2014,2016,2017")
+    t.add_argument(
+        "--boundary", help="GeoJSON polygons of the area (default: cells with incidents)"
+    )
+    t.add_argument("--cell", type=float, default=150.0, help="cell size in metres (default 150)")
+    t.add_argument("--type", action="append", help="only incidents of this type (repeatable)")
+    t.add_argument("--top", type=int, default=10, help="combinations listed (default 10)")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_columns(t)
+    t.set_defaults(func=cmd_tune_blend)
 
 
 def cmd_eval_hotspots(args: argparse.Namespace) -> int:
@@ -176,6 +196,75 @@ def cmd_eval_hotspots(args: argparse.Namespace) -> int:
     else:
         print(format_table(ev))
         print(f"total {summary['meta']['total_seconds']:.1f} s")
+    return 0
+
+
+def parse_years(text: str) -> list[int]:
+    """`2014-2017` or `2014,2016` (or both mixed) as a list of years."""
+    years: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                if b < a:
+                    raise ValueError
+                years.extend(range(a, b + 1))
+            else:
+                years.append(int(part))
+    except ValueError:
+        raise InvalidInput(f"cannot read the years {text!r}; write e.g. 2014-2017") from None
+    if not years:
+        raise InvalidInput("give at least one validation year, e.g. --years 2014-2017")
+    return sorted(set(years))
+
+
+def cmd_tune_blend(args: argparse.Namespace) -> int:
+    from safecity.analytics.events import read_csv
+    from safecity.analytics.tuning import tune_blend
+
+    years = parse_years(args.years)
+    boundary = _boundary(args.boundary) if args.boundary else None
+    incidents, report = read_csv(args.incidents, columns=_columns(args), tz=args.tz)
+    if report.skipped:
+        print(f"{args.incidents}: {report.summary()}", file=sys.stderr)
+    incidents = incidents.of_type(args.type)
+
+    def progress(msg: str) -> None:
+        if not args.json:
+            print(msg, file=sys.stderr)
+
+    tuning = tune_blend(
+        incidents, years=years, cell_m=args.cell, boundary=boundary, progress=progress
+    )
+    summary = tuning.summary(top=args.top)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"Blend constants on weekly forecasts of {', '.join(map(str, years))} "
+        f"({summary['combinations']} combinations, {summary['seconds']:.0f} s); "
+        "gains are PAI vs naive, mean over the years"
+    )
+    print(
+        f"{'rank':>4} {'half-life':>9} {'neighbour':>9} {'season':>6} {'trend':>6} "
+        f"{'@1%':>7} {'@5%':>7}  per year (1% / 5%)"
+    )
+    rows = [(i + 1, c) for i, c in enumerate(summary["top"])]
+    d = summary["defaults"]
+    if d.get("rank") and d["rank"] > len(rows):
+        rows.append((d["rank"], d))
+    for rank, c in rows:
+        p = c["params"]
+        years_txt = "  ".join(f"{g1:+.1%}/{g5:+.1%}" for g1, g5 in c["per_year"])
+        print(
+            f"{rank:>4} {p['half_life_days']:>9g} {p['neighbour_weight']:>9g} "
+            f"{p['season_power']:>6g} {p['trend_power']:>6g} {c['gain_1']:>+7.1%} "
+            f"{c['gain_5']:>+7.1%}  {years_txt}"
+        )
+    print(f"shipped defaults: rank {d.get('rank')} of {summary['combinations']}")
     return 0
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +57,23 @@ def capture(pred: FloatArray, counts: FloatArray, k: int) -> float:
     if n_tied:
         got += (k - n_above) / n_tied * float(counts[tied].sum())
     return got
+
+
+def capture_many(preds: FloatArray, counts: FloatArray, k: int) -> FloatArray:
+    """`capture` for each row of `preds` (forecasts x cells) at once."""
+    m, n = preds.shape
+    k = min(max(int(k), 0), n)
+    if k == 0:
+        return np.zeros(m)
+    if k == n:
+        return np.full(m, float(counts.sum()))
+    thr = np.partition(preds, n - k, axis=1)[:, n - k : n - k + 1]
+    above = preds > thr
+    tied = preds == thr
+    got = above @ counts
+    n_left = k - np.count_nonzero(above, axis=1)
+    n_tied = np.count_nonzero(tied, axis=1)
+    return np.asarray(got + n_left / np.maximum(n_tied, 1) * (tied @ counts), dtype=np.float64)
 
 
 def cells_for(fraction: float, area_cells: int) -> int:
@@ -150,6 +167,88 @@ class Evaluation:
         }
 
 
+@dataclass
+class Area:
+    """The grid, the cells scored (`mask`), where they came from, and the history on it."""
+
+    grid: Grid
+    mask: BoolArray
+    source: str
+    history: History
+
+    @property
+    def cells(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+
+def prepare_area(
+    incidents: Incidents,
+    *,
+    cell_m: float = DEFAULT_CELL_M,
+    boundary: Any = None,
+    history_from: datetime | None = None,
+) -> Area:
+    """The evaluation's grid and area: the cells whose centre lies inside `boundary`, or
+    the cells holding any incident of the file; and the incidents (from `history_from`)
+    on that grid, sorted by time."""
+    if len(incidents) == 0:
+        raise InvalidInput("no incidents to evaluate on")
+    h0 = day_number(history_from) if history_from else -math.inf
+    if boundary is not None:
+        grid = Grid.covering_geometry(boundary, cell_m=cell_m)
+        area: BoolArray = grid.mask_inside(boundary)
+        source = "boundary"
+    else:
+        grid = Grid.covering(incidents.lon, incidents.lat, cell_m=cell_m)
+        area = np.zeros(grid.n, dtype=bool)
+        source = "cells with any incident in the file"
+    keep = incidents.t >= h0
+    hist = History.build(grid, incidents.t[keep], incidents.lon[keep], incidents.lat[keep])
+    if boundary is None:
+        area[hist.cell[hist.cell >= 0]] = True
+        # Cells of incidents before history_from count too: "any incident in the file".
+        every = grid.cells_lonlat(incidents.lon, incidents.lat)
+        area[every[every >= 0]] = True
+    if not area.any():
+        raise InvalidInput("the boundary holds no grid cell; is it the right file?")
+    return Area(grid=grid, mask=area, source=source, history=hist)
+
+
+@dataclass
+class Week:
+    """One period to forecast: [start, end) in local days, the area's incidents per cell
+    in it (`counts`, area cells only), those outside the area, and the history before it."""
+
+    index: int
+    start: float
+    end: float
+    counts: FloatArray
+    outside: int
+    past: History
+
+
+def weeks(area: Area, start: float, end: float, period_days: float = 7.0) -> Iterator[Week]:
+    """The periods of [start, end), each with the incidents strictly before it as `past`."""
+    hist = area.history
+    s = start
+    i = 0
+    while s < end - 1e-9:
+        e = min(s + period_days, end)
+        target = hist.between(s, e)
+        in_area = (target.cell >= 0) & area.mask[np.maximum(target.cell, 0)]
+        counts = np.bincount(target.cell[in_area], minlength=area.grid.n).astype(np.float64)
+        yield Week(
+            index=i,
+            start=s,
+            end=e,
+            counts=counts[area.mask],
+            outside=int(np.count_nonzero(~in_area)),
+            past=hist.before(s),
+        )
+        i += 1
+        s = e
+
+
 def evaluate(
     incidents: Incidents,
     *,
@@ -169,26 +268,9 @@ def evaluate(
     if len(incidents) == 0:
         raise InvalidInput("no incidents to evaluate on")
     s0, s1 = day_number(start), day_number(end)
-    h0 = day_number(history_from) if history_from else -math.inf
-    if boundary is not None:
-        grid = Grid.covering_geometry(boundary, cell_m=cell_m)
-        area: BoolArray = grid.mask_inside(boundary)
-        area_source = "boundary"
-    else:
-        grid = Grid.covering(incidents.lon, incidents.lat, cell_m=cell_m)
-        area = np.zeros(grid.n, dtype=bool)
-        area_source = "cells with any incident in the file"
-    keep = incidents.t >= h0
-    hist = History.build(grid, incidents.t[keep], incidents.lon[keep], incidents.lat[keep])
-    if boundary is None:
-        area[hist.cell[hist.cell >= 0]] = True
-        # Cells of incidents before history_from count too: "any incident in the file".
-        every = grid.cells_lonlat(incidents.lon, incidents.lat)
-        area[every[every >= 0]] = True
-    area_cells = int(np.count_nonzero(area))
-    if area_cells == 0:
-        raise InvalidInput("the boundary holds no grid cell; is it the right file?")
-    n_before = int(np.count_nonzero(hist.t < s0))
+    area = prepare_area(incidents, cell_m=cell_m, boundary=boundary, history_from=history_from)
+    grid, mask, area_cells = area.grid, area.mask, area.cells
+    n_before = int(np.count_nonzero(area.history.t < s0))
     if n_before == 0:
         raise InvalidInput(
             "no incident before --from: every forecast needs history before the evaluation "
@@ -200,28 +282,19 @@ def evaluate(
         instances.insert(0, make_model("naive"))
     scores = {m.name: ModelScore(m.name) for m in instances}
     total = outside = 0
-    s = s0
-    week = 0
-    while s < s1 - 1e-9:
-        e = min(s + period_days, s1)
-        target = hist.between(s, e)
-        in_area = (target.cell >= 0) & area[np.maximum(target.cell, 0)]
-        outside += int(np.count_nonzero(~in_area))
-        counts = np.bincount(target.cell[in_area], minlength=grid.n).astype(np.float64)[area]
-        n_week = int(counts.sum())
+    for wk in weeks(area, s0, s1, period_days):
+        outside += wk.outside
+        n_week = int(wk.counts.sum())
         total += n_week
-        past = hist.before(s)
-        when = start + timedelta(days=period_days * week)
+        when = start + timedelta(days=period_days * wk.index)
         for m in instances:
             t0 = time.perf_counter()
-            pred = m.forecast(past, s, e - s)[area]
-            captured = {f: capture(pred, counts, cells[f]) for f in FRACTIONS}
+            pred = m.forecast(wk.past, wk.start, wk.end - wk.start)[mask]
+            captured = {f: capture(pred, wk.counts, cells[f]) for f in FRACTIONS}
             scores[m.name].seconds += time.perf_counter() - t0
             scores[m.name].weeks.append(WeekScore(when, n_week, captured))
-        week += 1
-        if progress and week % 13 == 0:
-            progress(f"week {week}: {when.date()}")
-        s = e
+        if progress and (wk.index + 1) % 13 == 0:
+            progress(f"week {wk.index + 1}: {when.date()}")
     for m in instances:
         fits = getattr(m, "fits", None)
         if fits:
@@ -232,7 +305,7 @@ def evaluate(
         end=end,
         grid=grid,
         area_cells=area_cells,
-        area_source=area_source,
+        area_source=area.source,
         cells=cells,
         incidents=total,
         outside_area=outside,

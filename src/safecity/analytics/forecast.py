@@ -19,9 +19,11 @@ Models (names as on the command line):
   in space, fitted by expectation-maximisation on a rolling training window, refitted every
   few weeks on incidents before the forecast only.
 * `blend`: long-term recency-weighted counts with a small neighbour prior, corrected by
-  the local seasonal profile (the same weeks of earlier years against all weeks) and by the
-  regional recent trend (last months against the long run, at ~600 m). Its constants were
-  chosen on weekly forecasts of the years 2014-2017 of the Chicago assaults, never on 2018.
+  the local seasonal profile (the same weeks of earlier years against all weeks; left out
+  with less than two years of history) and by the regional recent trend (last months
+  against the long run, at ~600 m). Its weights and powers are what
+  `safecity.analytics.tuning.tune_blend` picks on weekly forecasts of 2014-2017 of the
+  Chicago assaults, never on 2018.
 
 All heavy lifting is numpy/scipy on the grid (bincount + ndimage filters) and, for the
 SEPP's fit, pairs of nearby incidents from `scipy.spatial.cKDTree`."""
@@ -179,21 +181,42 @@ class KDE:
 
 
 @dataclass
+class BlendParts:
+    """What the blend's score is made of, before its weights and powers (see `Blend`).
+
+    `season` and `trend` are None where the history cannot support them."""
+
+    level: FloatArray
+    ring: FloatArray
+    season: FloatArray | None
+    trend: FloatArray | None
+
+
+@dataclass
 class Blend:
     """Long-term counts x local season x regional trend (see the module's notes).
 
     score = (L + neighbour_weight * N) * SR^season_power * RR^trend_power, where L are
     counts weighted 2^(-age/half_life), N the sum of L over the 8 neighbouring cells; SR
-    the ratio of the (Gaussian `season_bandwidth_m`) density of incidents of earlier years
-    within `season_days` days of the same day of the year to that of all incidents; RR the
-    ratio of the density (Gaussian `trend_bandwidth_m`) of recent incidents (half-life
-    `trend_half_life_days`) to that of the long run (half-life `long_half_life_days`)."""
+    the ratio of the (Gaussian `season_bandwidth_m`) density of incidents within
+    `season_days` days of the same day of the year to that of all incidents; RR the ratio
+    of the density (Gaussian `trend_bandwidth_m`) of recent incidents (half-life
+    `trend_half_life_days`) to that of the long run (half-life `long_half_life_days`).
+
+    SR is left out (taken as 1) when the history spans less than `season_min_years`: the
+    same weeks of earlier years are what it compares, and without them it would only
+    penalise the cells with incidents.
+
+    The four weights and powers are the choice of `safecity.analytics.tuning.tune_blend`
+    (`safecity eval tune-blend`) on weekly forecasts of 2014-2017 of the Chicago aggravated
+    assaults; the other constants are fixed design choices. Nothing of 2018 was used."""
 
     half_life_days: float = 730.0
     neighbour_weight: float = 0.02
     season_days: float = 30.0
     season_bandwidth_m: float = 150.0
     season_power: float = 0.5
+    season_min_years: float = 2.0
     trend_half_life_days: float = 90.0
     long_half_life_days: float = 1460.0
     trend_bandwidth_m: float = 600.0
@@ -201,40 +224,78 @@ class Blend:
     name: str = "blend"
 
     def forecast(self, history: History, start: float, days: float) -> FloatArray:
-        grid = history.grid
         if len(history) == 0:
-            return np.zeros(grid.n)
-        eps = 0.005 / grid.n
-        level = _decay(history, start, self.half_life_days)
-        if self.neighbour_weight:
-            ring = np.ones((3, 3))
-            ring[1, 1] = 0.0
-            nb = ndimage.convolve(level.reshape(grid.shape), ring, mode="constant").ravel()
-            level = level + self.neighbour_weight * nb
-        score = level
-        if self.season_power:
-            mid = (start + days / 2.0) % YEAR_DAYS
-            off = (history.t % YEAR_DAYS - mid + YEAR_DAYS / 2.0) % YEAR_DAYS - YEAR_DAYS / 2.0
-            season = history.counts(mask=np.abs(off) <= self.season_days)
-            allc = history.counts()
-            score = score * _ratio(grid, season, allc, self.season_bandwidth_m, eps) ** (
-                self.season_power
-            )
-        if self.trend_power:
-            recent = _decay(
-                history,
-                start,
-                self.trend_half_life_days,
-                since=start - 6 * self.trend_half_life_days,
-            )
-            longrun = _decay(history, start, self.long_half_life_days)
-            score = score * _ratio(grid, recent, longrun, self.trend_bandwidth_m, eps) ** (
-                self.trend_power
-            )
+            return np.zeros(history.grid.n)
+        score = self.combine(self.parts(history, start, days))
         return _scale_to_recent(history, start, days, score)
 
+    def parts(
+        self, history: History, start: float, days: float, *, half_life_days: float | None = None
+    ) -> BlendParts:
+        """The score's parts for the period [start, start + days) (`half_life_days`
+        overrides the level's half-life: the tuning computes the other parts once)."""
+        level, ring = self.level(history, start, half_life_days or self.half_life_days)
+        return BlendParts(
+            level=level,
+            ring=ring,
+            season=self.season(history, start, days),
+            trend=self.trend(history, start),
+        )
 
-def _ratio(grid: Grid, num: FloatArray, den: FloatArray, sigma_m: float, eps: float) -> FloatArray:
+    def combine(
+        self,
+        parts: BlendParts,
+        *,
+        neighbour_weight: float | None = None,
+        season_power: float | None = None,
+        trend_power: float | None = None,
+    ) -> FloatArray:
+        """The score from its parts with this blend's weights and powers (or those given)."""
+        nw = self.neighbour_weight if neighbour_weight is None else neighbour_weight
+        sp = self.season_power if season_power is None else season_power
+        tp = self.trend_power if trend_power is None else trend_power
+        score = parts.level + nw * parts.ring if nw else parts.level
+        if sp and parts.season is not None:
+            score = score * parts.season**sp
+        if tp and parts.trend is not None:
+            score = score * parts.trend**tp
+        return score
+
+    def level(
+        self, history: History, start: float, half_life: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """L (recency-weighted counts) and N (their sum over each cell's 8 neighbours)."""
+        grid = history.grid
+        level = _decay(history, start, half_life)
+        ring = np.ones((3, 3))
+        ring[1, 1] = 0.0
+        nb = ndimage.convolve(level.reshape(grid.shape), ring, mode="constant")
+        return level, np.asarray(nb, dtype=np.float64).ravel()
+
+    def season(self, history: History, start: float, days: float) -> FloatArray | None:
+        """SR, or None when the history is shorter than `season_min_years`."""
+        if len(history) == 0 or start - float(history.t[0]) < self.season_min_years * YEAR_DAYS:
+            return None
+        mid = (start + days / 2.0) % YEAR_DAYS
+        off = (history.t % YEAR_DAYS - mid + YEAR_DAYS / 2.0) % YEAR_DAYS - YEAR_DAYS / 2.0
+        season = history.counts(mask=np.abs(off) <= self.season_days)
+        return _ratio(history.grid, season, history.counts(), self.season_bandwidth_m)
+
+    def trend(self, history: History, start: float) -> FloatArray | None:
+        """RR, or None without incidents."""
+        if len(history) == 0:
+            return None
+        recent = _decay(
+            history, start, self.trend_half_life_days, since=start - 6 * self.trend_half_life_days
+        )
+        longrun = _decay(history, start, self.long_half_life_days)
+        return _ratio(history.grid, recent, longrun, self.trend_bandwidth_m)
+
+
+def _ratio(grid: Grid, num: FloatArray, den: FloatArray, sigma_m: float) -> FloatArray:
+    """(smoothed num / its total + eps) / (smoothed den / its total + eps): where num's
+    share is above den's; eps (0.005 / cells) keeps empty places at a ratio near 1."""
+    eps = 0.005 / grid.n
     sn, sd = float(num.sum()), float(den.sum())
     if sn <= 0 or sd <= 0:
         return np.ones(grid.n)
