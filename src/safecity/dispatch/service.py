@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,38 +112,24 @@ def recommend_units(
 SHORTLIST = 40
 
 
-#: First look for units this close (a box around the incident) before reading them all.
-NEAR_RADIUS_M = 5_000.0
-
-
-def _nearest_available(
-    session: Session, lon: float, lat: float, n: int
-) -> tuple[list[UnitPlace], npt.NDArray[np.intp]]:
-    """The available units and the indices of the nearest `n` by straight line. Reads the
-    units in a box first: when `n` of them lie within the box's inscribed circle, no unit
-    outside can be nearer, so the full read (thousands of units) is needed only where
-    units are sparse."""
+def _nearest_available(session: Session, lon: float, lat: float, n: int) -> list[UnitPlace]:
+    """The nearest `n` available units by straight line, nearest first. Ranks plain arrays
+    of every unit's position (thousands) and reads full rows only for the `n` kept."""
+    ids, lons, lats = registry.unit_points(session, status="available")
+    if len(ids) == 0:
+        return []
     k = max(math.cos(math.radians(lat)), 0.01)
-    dlat = NEAR_RADIUS_M / 111_195.0
-    dlon = dlat / k
-    box = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
-    units = registry.unit_positions(session, status="available", box=box)
-    d2 = np.array([((u.lon - lon) * k) ** 2 + (u.lat - lat) ** 2 for u in units])
-    if int((d2 <= dlat**2).sum()) < n:
-        units = registry.unit_positions(session, status="available")
-        d2 = np.array([((u.lon - lon) * k) ** 2 + (u.lat - lat) ** 2 for u in units])
-    return units, np.argsort(d2, kind="stable")[:n]
+    d2 = ((lons - lon) * k) ** 2 + (lats - lat) ** 2
+    near = ids[np.argsort(d2, kind="stable")[:n]].tolist()
+    rows = {u.id: u for u in registry.unit_positions(session, status="available", ids=near)}
+    return [rows[i] for i in near if i in rows]
 
 
 def _recommend(
     session: Session, lon: float, lat: float, station_id: int, limit: int
 ) -> list[Recommendation]:
-    units, near = _nearest_available(session, lon, lat, max(SHORTLIST, limit))
-    if not units:
-        return []
     recs = []
-    for i in near.tolist():
-        u = units[i]
+    for u in _nearest_available(session, lon, lat, max(SHORTLIST, limit)):
         dist, eta = ESTIMATOR.eta_s(u, lon, lat)
         recs.append(
             Recommendation(
@@ -421,8 +406,11 @@ def ingest_pings(session: Session, *, pings: Sequence[Ping], now: datetime) -> i
         if at > now + timedelta(minutes=5):
             raise InvalidInput(f"position time {at.isoformat()} is in the future")
     registry.record_positions(session, positions=rows)
-    session.execute(
-        insert(UnitPosition),
+    table = UnitPosition.__table__
+    assert isinstance(table, Table)
+    # Core executemany: an AVL gateway sends thousands of fixes a second.
+    session.connection().execute(
+        insert(table),
         [
             {
                 "unit_id": p.unit_id,

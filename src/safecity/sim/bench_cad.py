@@ -350,11 +350,13 @@ def _ping_worker(
     out.put(("pings", (ok, failed)))
 
 
-def _subscriber(url: str, key: str, deadline: float, out: Any) -> None:
-    """A console client on the live stream; records when each new incident arrived."""
+def _subscriber(url: str, key: str, ready: Any, stop: Any, out: Any) -> None:
+    """A console client on the live stream; records when each new incident arrived. Sets
+    `ready` once connected (the load starts only then) and runs until `stop`."""
     u = urllib.parse.urlsplit(url)
     seen: dict[int, float] = {}
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 3600  # a safety net: `stop` ends it
+    while time.monotonic() < deadline and not stop.is_set():
         try:
             conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=5)
             conn.request(
@@ -363,8 +365,11 @@ def _subscriber(url: str, key: str, deadline: float, out: Any) -> None:
                 headers={"X-API-Key": key},
             )
             resp = conn.getresponse()
+            if resp.status != 200:
+                raise http.client.HTTPException(f"event stream answered {resp.status}")
+            ready.set()
             buf = b""
-            while time.monotonic() < deadline:
+            while not stop.is_set():
                 chunk = resp.fp.read1(65536) if resp.fp else b""
                 if not chunk:
                     break
@@ -414,10 +419,14 @@ def run_cad_bench(
         )
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start = time.monotonic() + 3.0  # processes spawned and the console client connected
+    ready, stop = ctx.Event(), ctx.Event()
+    sub_proc = ctx.Process(target=_subscriber, args=(url, cfg["dispatch_key"], ready, stop, out))
+    sub_proc.start()
+    if not ready.wait(120):
+        raise RuntimeError("the console client could not subscribe to the event stream")
+    start = time.monotonic() + 3.0  # the client processes are spawned meanwhile
     deadline = start + duration
-    procs = [ctx.Process(target=_subscriber, args=(url, cfg["dispatch_key"], deadline + 3, out))]
-    procs += [
+    procs = [
         ctx.Process(
             target=_call_worker, args=(url, cfg, rate / workers, start, deadline, 1000 + i, out)
         )
@@ -463,9 +472,11 @@ def run_cad_bench(
         elif kind == "pings":
             ok_pings += value[0]
             failed_pings += value[1]
-        else:
-            results["events"] = value
-    for p in procs:
+    time.sleep(3.0)  # the last calls' events are still on their way
+    stop.set()
+    kind, value = out.get(timeout=60)
+    results["events"] = value
+    for p in [*procs, sub_proc]:
         p.join(timeout=10)
     seen: dict[int, float] = results.get("events", {})
     created = [c for c in calls if c[2] == 201 and c[4] in ("call", "panic")]
@@ -477,7 +488,8 @@ def run_cad_bench(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     missing, no_timeline = _verify(tmp, {c[3] for c in answered})
-    lost_events = 0 if kill else sum(1 for c in created if c[3] not in seen)
+    unseen = [] if kill else [c for c in created if c[3] not in seen]
+    lost_events = len(unseen)
     summary: dict[str, Any] = {
         "calls_per_s": round(len(answered) / duration, 1),
         "p50_ms": _round(_pct(lat_ms, 0.50)),
@@ -497,6 +509,11 @@ def run_cad_bench(
         "duration_s": duration,
         "kill": kill,
     }
+    if unseen:  # what to look at first when events went missing
+        summary["unseen_sample"] = [
+            {"incident_id": c[3], "kind": c[4], "sent_at_s": round(c[0] - start, 2)}
+            for c in unseen[:5]
+        ]
     if kill:
         summary["restart_s"] = round(restart_s, 2)
         summary.update(_timers_after_restart(tmp, killed_wall))
