@@ -51,6 +51,21 @@ def test_bench_video_json(
         assert c["speedup"] == pytest.approx(
             c["pipeline_fps_per_core"] / c["naive_fps_per_core"], rel=0.05
         )
+        # Where the time goes: the stages add up to (about) the measured CPU time.
+        for key, cpu in (
+            ("pipeline_ms_per_frame", "pipeline_cpu_s"),
+            ("naive_ms_per_frame", "naive_cpu_s"),
+        ):
+            stages = c[key]
+            assert set(stages) == {
+                "decode",
+                "motion_and_planning",
+                "detector_runtime",
+                "detector_pre_post",
+                "tracking",
+            }
+            total_ms = sum(stages.values()) * c["frames_analysed"]
+            assert total_ms == pytest.approx(c[cpu] * 1000, rel=0.1, abs=30)
     assert out["cameras_per_core"] == pytest.approx(out["pipeline_fps_per_core"] / 5, rel=0.02)
 
 

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vision_helpers import shared_dir
+from vision_helpers import encode_clip, shared_dir
 
 from safecity.vision import modelstore
-from safecity.vision.detections import Detections, box_iou, match_recall, nms
+from safecity.vision.decode import VideoReader
+from safecity.vision.detections import Detections, box_iou, match_recall, nms, nms_reference
 from safecity.vision.errors import VisionError
 from safecity.vision.motion import MotionDetector
 from safecity.vision.onnx_shapes import make_dynamic, parse, serialize
 from safecity.vision.rules import Line, RuleEngine, Zone, points_in_polygon
 from safecity.vision.snapshot import annotate, encode_jpeg
-from safecity.vision.tracker import ByteTracker
+from safecity.vision.tracker import ByteTracker, KalmanXYAH
 
 
 def _dets(boxes: list[list[float]], conf: float = 0.9, cls: int = 2) -> Detections:
@@ -37,6 +38,63 @@ def test_iou_nms_and_recall() -> None:
     ref = _dets([[0, 0, 10, 10], [20, 20, 30, 30]])
     assert match_recall(ref, _dets([[1, 0, 11, 10]])) == (1, 2)
     assert match_recall(ref, _dets([[1, 0, 11, 10]], cls=7), same_class=True) == (0, 2)
+
+
+def test_fast_nms_keeps_what_the_reference_keeps() -> None:
+    """OpenCV's NMS (what the detector uses) against the numpy definition, ties and
+    zero-sized boxes included."""
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(0, 200))
+        xy = rng.uniform(-20, 400, (n, 2))
+        wh = rng.uniform(0, 80, (n, 2))
+        boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+        scores = rng.uniform(0.01, 1, n).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores, 1) + np.float32(0.1)  # ties
+        for thr in (0.45, 0.6):
+            assert nms(boxes, scores, thr).tolist() == nms_reference(boxes, scores, thr).tolist()
+    b = np.array([[0, 0, 10, 10], [1, 0, 11, 10]], np.float32)
+    assert nms(b, np.array([0.0, 0.5], np.float32), 0.5).tolist() == [1]
+
+
+def test_batched_kalman_steps_match_one_track_at_a_time() -> None:
+    kf = KalmanXYAH()
+    rng = np.random.default_rng(5)
+    means, covs = [], []
+    for _ in range(12):
+        z = np.array([rng.uniform(0, 300), rng.uniform(0, 300), rng.uniform(0.3, 3), 40.0])
+        m, c = kf.initiate(z)
+        m, c = kf.update(*kf.predict(m, c), z + rng.normal(0, 2, 4))
+        means.append(m)
+        covs.append(c)
+    pm, pc = kf.predict_many(np.array(means), np.array(covs))
+    for i, (m, c) in enumerate(zip(means, covs, strict=True)):
+        m1, c1 = kf.predict(m, c)
+        assert np.allclose(pm[i], m1) and np.allclose(pc[i], c1)
+    zs = pm[:, :4] + rng.normal(0, 3, (12, 4))
+    um, uc = kf.update_many(pm, pc, zs)
+    for i in range(12):
+        m1, c1 = kf.update(pm[i], pc[i], zs[i])
+        assert np.allclose(um[i], m1) and np.allclose(uc[i], c1)
+
+
+def test_small_detector_picture_matches_convert_then_resize(tmp_path: Path) -> None:
+    """The detector's picture made from shrunk YUV planes is the one made by converting the
+    whole frame first and shrinking it, to within codec-level differences."""
+    import cv2
+
+    yy, xx = np.mgrid[0:240, 0:320]
+    img = np.stack([xx * 255 // 320, yy * 255 // 240, (xx + yy) * 255 // 560], axis=2)
+    img = img.astype(np.uint8)
+    img[80:160, 100:200] = (20, 20, 230)
+    path = encode_clip(tmp_path / "c.mp4", [img] * 3)
+    for frame in VideoReader(f"file://{path}", fps=None):
+        small = frame.bgr(0.5)
+        ref = cv2.resize(frame.bgr(), (160, 120), interpolation=cv2.INTER_LINEAR)
+        assert small.shape == ref.shape
+        assert float(np.abs(small.astype(int) - ref).mean()) < 3.0
+        break
 
 
 def test_tracker_keeps_ids_and_coasts_outside_looked_regions() -> None:

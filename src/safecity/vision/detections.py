@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -119,7 +120,24 @@ def box_iou(a: FloatArray, b: FloatArray) -> FloatArray:
 
 
 def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray:
-    """Indices kept by greedy non-maximum suppression, best score first."""
+    """Indices kept by greedy non-maximum suppression, best score first (OpenCV's, which
+    keeps the same boxes as `nms_reference` at a few percent of its cost)."""
+    if len(boxes) <= 1:
+        return np.arange(len(boxes), dtype=np.int64)
+    if not (scores > 0).all():
+        return nms_reference(boxes, scores, iou_threshold)  # OpenCV drops scores <= 0
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(
+        xywh.astype(np.float64).tolist(),
+        scores.astype(np.float64).tolist(),
+        0.0,
+        float(iou_threshold),
+    )
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+def nms_reference(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray:
+    """Greedy non-maximum suppression in numpy (the definition `nms` follows)."""
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while len(order):

@@ -13,6 +13,7 @@ asked for). Both decode YOLOX's raw head the same way."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -119,6 +120,7 @@ class _BatchedDetector:
         self.decoder = decoder
         self.inferences = 0  # calls into the runtime (for benchmarks)
         self.pixels = 0  # padded input pixels run (for benchmarks)
+        self.runtime_cpu_s = 0.0  # CPU seconds inside the runtime (for benchmarks)
 
     def _run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         raise NotImplementedError
@@ -158,7 +160,9 @@ class _BatchedDetector:
             for start in range(0, len(idx), self.max_batch):
                 part = idx[start : start + self.max_batch]
                 batch = np.stack([prepared[i][0] for i in part]).transpose(0, 3, 1, 2)
+                t0 = time.process_time()
                 raw = self._run(np.ascontiguousarray(batch, dtype=np.float32))
+                self.runtime_cpu_s += time.process_time() - t0
                 self.inferences += 1
                 self.pixels += ph * pw * len(part)
                 for j, i in enumerate(part):
@@ -188,8 +192,10 @@ class OnnxDetector(_BatchedDetector):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        # Crops come in many sizes: an arena and memory patterns per size would only grow.
-        opts.enable_cpu_mem_arena = False
+        # Crops come in many sizes: memory patterns (one per input shape) would only grow.
+        # The arena is kept: it reuses its blocks for any shape (600 random crop sizes leave
+        # it where the largest inputs took it) and saves 3-10% of an inference's time.
+        opts.enable_cpu_mem_arena = True
         opts.enable_mem_pattern = False
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.name = f"onnxruntime:{model_path.name}"

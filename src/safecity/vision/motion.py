@@ -31,15 +31,25 @@ class MotionResult:
 
 def shrink(gray: Gray, width: int) -> Gray:
     """`gray` shrunk by the whole factor that brings it closest to `width` pixels wide
-    (area averaging by a whole factor is several times faster than by a fraction)."""
+    (area averaging by a whole factor is several times faster than by a fraction). The
+    last rows and columns that do not fill a whole block are left out: OpenCV takes its
+    fast path only when the factor divides both sides (768x432 by 5: 0.1 ms instead of
+    0.6 ms), so a small pixel is always exactly `shrink_factor` frame pixels."""
     h, w = gray.shape[:2]
     f = max(1, round(w / width))
     if f == 1:
         return np.ascontiguousarray(gray)
+    sw, sh = w // f, h // f
     out: Gray = np.asarray(
-        cv2.resize(gray, (w // f, h // f), interpolation=cv2.INTER_AREA), dtype=np.uint8
+        cv2.resize(gray[: sh * f, : sw * f], (sw, sh), interpolation=cv2.INTER_AREA),
+        dtype=np.uint8,
     )
     return out
+
+
+def shrink_factor(width: int, small_width: int) -> float:
+    """Frame pixels per pixel of a picture `shrink` made `small_width` wide."""
+    return float(max(1, round(width / max(small_width, 1))))
 
 
 class MotionDetector:
@@ -85,12 +95,15 @@ class MotionDetector:
 
 
 def blobs(mask: Gray, min_area: int) -> NDArray[np.float32]:
-    """Bounding boxes (xyxy) of the connected components of `mask` of at least `min_area`."""
+    """Bounding boxes (xyxy) of the blobs of `mask` (outer contours: a blob inside another's
+    hole is part of it) with at least `min_area` set pixels in their box. Contours cost a
+    tenth of labelling the components with their statistics."""
     if not mask.any():
         return np.zeros((0, 4), np.float32)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    st = stats[1:n]
-    st = st[st[:, cv2.CC_STAT_AREA] >= min_area]
-    x, y = st[:, cv2.CC_STAT_LEFT], st[:, cv2.CC_STAT_TOP]
-    w, h = st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT]
-    return np.stack([x, y, x + w, y + h], axis=1).astype(np.float32).reshape(-1, 4)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        x, y, w, h = cv2.boundingRect(c)
+        if w * h >= min_area and cv2.countNonZero(mask[y : y + h, x : x + w]) >= min_area:
+            out.append((x, y, x + w, y + h))
+    return np.array(out, np.float32).reshape(-1, 4)

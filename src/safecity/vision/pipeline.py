@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from safecity.vision.decode import Frame
 from safecity.vision.detections import Detections, nms
 from safecity.vision.detector import Detector
-from safecity.vision.motion import MotionDetector, MotionResult, blobs, shrink
+from safecity.vision.motion import MotionDetector, MotionResult, blobs, shrink, shrink_factor
 from safecity.vision.tracker import LOST, ByteTracker, Track
 
 Boxes = NDArray[np.float32]
@@ -189,7 +189,7 @@ class CameraAnalyzer:
         ):
             return self._full(frame, scale, motion)
 
-        k = w / small.shape[1]
+        k = shrink_factor(w, small.shape[1])
         self.tracker.drop_outside(w, h)
         due: list[Boxes] = []
         coasting: list[Boxes] = []
@@ -345,7 +345,7 @@ class CameraAnalyzer:
         live_ids = {tr.track_id for tr in looked}
         for tid in [k for k in self._last_check if k not in live_ids]:
             del self._last_check[tid]
-        k = w / plan.motion.mask.shape[1]
+        k = shrink_factor(w, plan.motion.mask.shape[1])
         return FrameResult(
             frame=frame,
             tracks=tracks,
@@ -366,11 +366,15 @@ class CameraAnalyzer:
 
 
 def analyze_batch(
-    items: Sequence[tuple[CameraAnalyzer, Frame]], detector: Detector
+    items: Sequence[tuple[CameraAnalyzer, Frame]],
+    detector: Detector,
+    smalls: Sequence[NDArray[np.uint8] | None] | None = None,
 ) -> list[FrameResult]:
     """Frames of several cameras, with one detector call for all their crops (crops of the
-    same padded size run as one batch)."""
-    plans = [a.plan(f) for a, f in items]
+    same padded size run as one batch). `smalls`: each frame's small grey picture when the
+    caller already made it (see `motion.shrink`)."""
+    shrunk = list(smalls) if smalls is not None else [None] * len(items)
+    plans = [a.plan(f, s) for (a, f), s in zip(items, shrunk, strict=True)]
     crops = [c for p in plans for c in p.crops if not p.square]
     found_iter = iter(detector.detect(crops)) if crops else iter(())
     results = []

@@ -310,7 +310,7 @@ class MultiCameraRunner:
             small = shrink(f.gray(), cam.analyzer.config.motion_width)
             smalls.append(small)
         try:
-            results = analyze_batch([(cam.analyzer, f) for cam, f in items], self.detector)
+            results = analyze_batch([(cam.analyzer, f) for cam, f in items], self.detector, smalls)
         except Exception:
             self.errors += 1
             log.exception("analysis round failed")

@@ -81,6 +81,31 @@ class KalmanXYAH:
         cov = cov - gain @ proj_cov @ gain.T
         return mean, cov
 
+    def predict_many(self, means: F, covs: F) -> tuple[F, F]:
+        """`predict` of N tracks at once: means (N, 8), covariances (N, 8, 8)."""
+        h = means[:, 3:4]
+        std = h * np.array([_STD_POS, _STD_POS, 0, _STD_POS, _STD_VEL, _STD_VEL, 0, _STD_VEL])
+        std[:, 2], std[:, 6] = 1e-2, 1e-5
+        m = self.motion
+        covs = m @ covs @ m.T
+        idx = np.arange(8)
+        covs[:, idx, idx] += np.square(std)
+        return means @ m.T, covs
+
+    def update_many(self, means: F, covs: F, zs: F) -> tuple[F, F]:
+        """`update` of N tracks at once with their measurements `zs` (N, 4)."""
+        h = means[:, 3:4]
+        r = np.square(h * np.array([_STD_POS, _STD_POS, 0, _STD_POS]))
+        r[:, 2] = 1e-2
+        proj_cov = covs[:, :4, :4].copy()
+        idx = np.arange(4)
+        proj_cov[:, idx, idx] += r
+        # gain = cov H^T S^-1; S and cov are symmetric, so gain^T = S^-1 (H cov).
+        gain = np.linalg.solve(proj_cov, covs[:, :4, :]).transpose(0, 2, 1)
+        means = means + (gain @ (zs - means[:, :4])[:, :, None])[:, :, 0]
+        covs = covs - gain @ proj_cov @ gain.transpose(0, 2, 1)
+        return means, covs
+
 
 def _xyah(box: NDArray[np.float32]) -> F:
     w, h = float(box[2] - box[0]), float(box[3] - box[1])
@@ -223,8 +248,13 @@ class ByteTracker:
         """Advance every track's prediction by one frame (called by `update`, or alone when
         the frame was not analysed at all)."""
         self.frame += 1
-        for t in self.tracks:
-            t.mean, t.cov = self.kf.predict(t.mean, t.cov)
+        if not self.tracks:
+            return
+        means, covs = self.kf.predict_many(
+            np.array([t.mean for t in self.tracks]), np.array([t.cov for t in self.tracks])
+        )
+        for t, m, c in zip(self.tracks, means, covs, strict=True):
+            t.mean, t.cov = m, c
 
     def update(
         self, dets: Detections, regions: NDArray[np.float32] | None = None, *, step: bool = True
@@ -241,11 +271,12 @@ class ByteTracker:
         low = np.nonzero((dets.confidence >= self.low) & (dets.confidence < self.high))[0]
         matched_t: set[int] = set()
         matched_d: set[int] = set()
+        hits: list[tuple[Track, int]] = []
 
         # Round 1: confident detections with every live track (tracked or lost).
         iou = box_iou(boxes, dets.xyxy[high])
         for ti, dj in _match(iou, self.match_iou):
-            self._hit(live[ti], dets, int(high[dj]))
+            hits.append((live[ti], int(high[dj])))
             matched_t.add(ti)
             matched_d.add(int(high[dj]))
         # Round 2: low-score detections with the tracked ones left.
@@ -253,9 +284,10 @@ class ByteTracker:
         if rest and len(low):
             iou2 = box_iou(boxes[rest], dets.xyxy[low])
             for ri, dj in _match(iou2, self.low_match_iou):
-                self._hit(live[rest[ri]], dets, int(low[dj]))
+                hits.append((live[rest[ri]], int(low[dj])))
                 matched_t.add(rest[ri])
                 matched_d.add(int(low[dj]))
+        self._hit(hits, dets)
         # Unmatched tracks that the detector looked at were missed.
         for i, t in enumerate(live):
             if i in matched_t:
@@ -291,19 +323,28 @@ class ByteTracker:
         self.tracks = [t for t in self.tracks if t.state != REMOVED]
         return self.output()
 
-    def _hit(self, t: Track, dets: Detections, j: int) -> None:
-        t.mean, t.cov = self.kf.update(t.mean, t.cov, _xyah(dets.xyxy[j]))
-        t.score = float(dets.confidence[j])
-        c = int(dets.class_id[j])
-        t.class_votes[c] = t.class_votes.get(c, 0.0) + t.score
-        t.hits += 1
-        t.misses = 0
-        t.last_detected = self.frame
-        t.det_box = dets.xyxy[j].copy()
-        t.det_centre = t.mean[:2].copy()
-        t.state = TRACKED
-        if t.hits >= 2:
-            t.confirmed = True
+    def _hit(self, hits: list[tuple[Track, int]], dets: Detections) -> None:
+        """Tracks matched with detections (track, index): one filter update for all."""
+        if not hits:
+            return
+        means, covs = self.kf.update_many(
+            np.array([t.mean for t, _ in hits]),
+            np.array([t.cov for t, _ in hits]),
+            np.array([_xyah(dets.xyxy[j]) for _, j in hits]),
+        )
+        for (t, j), mean, cov in zip(hits, means, covs, strict=True):
+            t.mean, t.cov = mean, cov
+            t.score = float(dets.confidence[j])
+            c = int(dets.class_id[j])
+            t.class_votes[c] = t.class_votes.get(c, 0.0) + t.score
+            t.hits += 1
+            t.misses = 0
+            t.last_detected = self.frame
+            t.det_box = dets.xyxy[j].copy()
+            t.det_centre = t.mean[:2].copy()
+            t.state = TRACKED
+            if t.hits >= 2:
+                t.confirmed = True
 
     def output(self) -> Detections:
         """Tracks in view: confirmed ones, and new ones detected in this very frame. A track
