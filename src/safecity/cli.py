@@ -114,7 +114,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from safecity.video.bench import run_video_bench_cli, summary
 
         video = run_video_bench_cli(
-            _settings(),
+            # A benchmark serves nothing and signs nothing: it needs no secret key.
+            _settings(mode="demo"),
             videos=args.video or [],
             seconds=args.seconds,
             fps=args.fps,
