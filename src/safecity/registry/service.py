@@ -366,11 +366,6 @@ def record_positions(
     written in one statement. Unknown units are refused whole. Returns what was stored."""
     if not positions:
         return []
-    ids = sorted({p[0] for p in positions})
-    known = set(session.connection().scalars(_KNOWN_UNITS, {"ids": ids}))
-    missing = [i for i in ids if i not in known]
-    if missing:
-        raise NotFound(f"unknown unit id(s): {', '.join(map(str, missing[:20]))}")
     latest: dict[int, tuple[int, float, float, datetime]] = {}
     for p in positions:  # a batch may hold several fixes of one unit: keep the newest
         if p[0] not in latest or p[3] >= latest[p[0]][3]:
@@ -410,7 +405,17 @@ def record_positions(
             district_id=bindparam("district_id"),
         )
     )
-    session.connection().execute(stmt, params)
+    conn = session.connection()
+    updated = conn.execute(stmt, params).rowcount
+    # Unknown units are found from the update's row count where the driver reports it for
+    # a batch (SQLite, psycopg), which spares a lookup per batch; the caller's transaction
+    # is then rolled back.
+    if not conn.dialect.supports_sane_multi_rowcount or updated != len(params):
+        ids = sorted(latest)
+        known = set(conn.scalars(_KNOWN_UNITS, {"ids": ids}))
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise NotFound(f"unknown unit id(s): {', '.join(map(str, missing[:20]))}")
     for q in params:
         publish_after_commit(
             session,
