@@ -4,6 +4,7 @@ and a call is answered only once it is committed."""
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import timedelta
 from typing import Any
@@ -208,3 +209,32 @@ def test_the_fast_path_refuses_an_oversized_body(cad_client: Any) -> None:
     assert r.status_code == 401
     r = cad_client.post("/api/v1/calls", content=big, headers=login(cad_client, "calltaker"))
     assert r.status_code == 413 and "64 KB" in r.json()["message"]
+
+
+@pytest.mark.parametrize("lat0", [0.0, 33.99, 34.0, 51.5, 69.9, -33.9])
+def test_cells_around_hold_every_point_within_the_radius(lat0: float) -> None:
+    """Whatever the grid alignment and latitude, a point within the duplicate radius lies
+    in one of the cells read for a call (else a duplicate would be missed)."""
+    import random
+
+    rng = random.Random(int(lat0 * 100))
+    for _ in range(2000):
+        lon, lat = 71.5 + rng.uniform(-0.05, 0.05), lat0 + rng.uniform(-0.05, 0.05)
+        bearing, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0, service.DUPLICATE_RADIUS_M)
+        dlat = dist * math.cos(bearing) * M
+        dlon = dist * math.sin(bearing) * M / math.cos(math.radians(lat))
+        other = service.location_cell(lon + dlon, lat + dlat)
+        assert other in service.cells_around(lon, lat)
+
+
+def test_calls_across_a_cell_edge_are_linked(cad_runtime: Runtime) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt, 7)
+    # Move to just west of a cell edge: the second caller, 100 m east, is in the next cell.
+    edge = (math.floor((lon + 180.0) / service._CELL_DEG) + 1) * service._CELL_DEG - 180.0
+    west = edge - 10 * M
+    east = edge + 90 * M / math.cos(math.radians(lat))
+    assert service.location_cell(west, lat) != service.location_cell(east, lat)
+    (first,) = _take(rt, [_req(rt, west, lat)])
+    (second,) = _take(rt, [_req(rt, east, lat, caller_number="03450000001")])
+    assert second.linked_to_existing and second.incident_id == first.incident_id

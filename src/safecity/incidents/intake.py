@@ -12,11 +12,13 @@ bad call never takes the others down with it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Union
 
 from sqlalchemy.orm import Session
 
@@ -26,7 +28,13 @@ from safecity.incidents.schemas import CallAccepted
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[service.CallRequest, "Future[CallAccepted]"]
+#: A waiting caller: a thread's future, or an event loop's future with its loop.
+_Waiter = Union[  # a runtime alias: quoted generics need Union, not |
+    "Future[CallAccepted]",
+    tuple[asyncio.AbstractEventLoop, "asyncio.Future[CallAccepted]"],
+]
+_Item = tuple[service.CallRequest, _Waiter]
+_Result = CallAccepted | BaseException
 
 
 class CallIntake:
@@ -44,6 +52,17 @@ class CallIntake:
     def submit(self, request: service.CallRequest) -> Future[CallAccepted]:
         """Queue one call; the future holds its answer (or its error) once committed."""
         fut: Future[CallAccepted] = Future()
+        self._put((request, fut))
+        return fut
+
+    async def take(self, request: service.CallRequest) -> CallAccepted:
+        """Queue one call and wait for its answer without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[CallAccepted] = loop.create_future()
+        self._put((request, (loop, fut)))
+        return await fut
+
+    def _put(self, item: _Item) -> None:
         with self._lock:
             if self._queue is None or self._thread is None:
                 self._queue = queue.SimpleQueue()
@@ -51,12 +70,7 @@ class CallIntake:
                     target=self._run, args=(self._queue,), name="call-intake", daemon=True
                 )
                 self._thread.start()
-            self._queue.put((request, fut))
-        return fut
-
-    async def take(self, request: service.CallRequest) -> CallAccepted:
-        """Queue one call and wait for its answer without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(request))
+            self._queue.put(item)
 
     def close(self) -> None:
         """Answer everything already queued, then stop the thread."""
@@ -86,20 +100,16 @@ class CallIntake:
             self._take_batch(items)
 
     def _take_batch(self, items: list[_Item]) -> None:
+        results: list[_Result]
         try:
             with self._sessions() as session:
-                results = service.receive_calls(session, requests=[r for r, _ in items])
+                results = list(service.receive_calls(session, requests=[r for r, _ in items]))
                 session.commit()
         except Exception:
-            if len(items) == 1:
-                _settle(items[0][1], _one(self._sessions, items[0][0]))
-                return
-            log.warning("a batch of %d calls failed; taking them one by one", len(items))
-            for request, fut in items:
-                _settle(fut, _one(self._sessions, request))
-            return
-        for (_, fut), result in zip(items, results, strict=True):
-            _settle(fut, result)
+            if len(items) > 1:
+                log.warning("a batch of %d calls failed; taking them one by one", len(items))
+            results = [_one(self._sessions, request) for request, _ in items]
+        _answer([w for _, w in items], results)
 
 
 def _one(
@@ -119,10 +129,30 @@ def _one(
         return exc
 
 
-def _settle(fut: Future[CallAccepted], result: CallAccepted | BaseException) -> None:
-    if isinstance(result, BaseException):
-        if not isinstance(result, SafeCityError):
+def _answer(waiters: list[_Waiter], results: list[_Result]) -> None:
+    """Hand each caller its answer; an event loop is woken once per batch, not per call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[CallAccepted], _Result]]]
+    by_loop = {}
+    for waiter, result in zip(waiters, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, SafeCityError):
             log.error("call intake failed", exc_info=result)
-        fut.set_exception(result)
-    else:
-        fut.set_result(result)
+        if isinstance(waiter, Future):
+            if isinstance(result, BaseException):
+                waiter.set_exception(result)
+            else:
+                waiter.set_result(result)
+        else:
+            by_loop.setdefault(waiter[0], []).append((waiter[1], result))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(_settle_all, pairs)
+
+
+def _settle_all(pairs: list[tuple[asyncio.Future[CallAccepted], _Result]]) -> None:
+    for fut, result in pairs:
+        if fut.done():  # the caller went away (cancelled)
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)

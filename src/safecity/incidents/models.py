@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safecity.core.db import Base, UTCDateTime
-
-LOCATION_INDEX = "ix_incidents_lat_lon"
 
 
 class IncidentType(Base):
@@ -40,8 +38,8 @@ class ResponseTarget(Base):
 
 class Incident(Base):
     __tablename__ = "incidents"
-    # Duplicate detection looks for open incidents within a few hundred metres of a call.
-    __table_args__ = (Index(LOCATION_INDEX, "lat", "lon"),)
+    # Duplicate detection reads the recent incidents in a few grid cells around each call.
+    __table_args__ = (Index("ix_incidents_cell_received_at", "cell", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
@@ -54,6 +52,8 @@ class Incident(Base):
     address: Mapped[str | None] = mapped_column(String(256), nullable=True)
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
+    #: Grid cell of the duplicate radius holding (lon, lat): `service.location_cell`.
+    cell: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     station_id: Mapped[int] = mapped_column(Integer, index=True)
     tehsil_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     district_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)

@@ -208,7 +208,7 @@ def receive_calls(
     taken = _calls_by_external_id(session, ext_ids)
     pranks = _prank_counts(session, requests)
 
-    batch = _Batch()
+    batch = _Batch(session, requests)
     links: list[tuple[int, _Linked]] = []  # (request index, target)
     first_by_ext: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []  # (request index, index of the first with its id)
@@ -234,7 +234,7 @@ def receive_calls(
         prank = pranks.get(number, 0) >= PRANK_FLAG_AFTER
         target: _Linked | None = None
         if call.link_duplicates and itype.code != "prank":
-            target = batch.find_duplicate(session, req)
+            target = batch.find_duplicate(req)
         if target is not None:
             links.append((i, target))
             target.calls.append((i, prank))
@@ -348,75 +348,86 @@ _Linked = _NewIncident | _ExistingIncident
 
 
 class _Batch:
-    """What a batch has opened so far (found by a grid of duplicate-radius cells), and the
-    stored incidents its calls were linked to."""
+    """What a batch has opened so far, and the stored incidents its calls may be linked to
+    (read once for the whole batch), both in grids of duplicate-radius cells."""
 
-    _cell = DUPLICATE_RADIUS_M / _M_PER_DEG
-
-    def __init__(self) -> None:
+    def __init__(self, session: Session, requests: Sequence[CallRequest]) -> None:
         self.new: list[_NewIncident] = []
         self.existing: dict[int, _ExistingIncident] = {}
-        self._grid: dict[tuple[int, int], list[_NewIncident]] = defaultdict(list)
+        self._new_grid: dict[int, list[_NewIncident]] = defaultdict(list)
+        self._stored_grid: dict[int, list[_ExistingIncident]] = defaultdict(list)
+        self._read_stored(session, requests)
 
-    def _key(self, lon: float, lat: float) -> tuple[int, int]:
-        return (math.floor(lon / self._cell), math.floor(lat / self._cell))
+    def _read_stored(self, session: Session, requests: Sequence[CallRequest]) -> None:
+        """Every incident received within the window in the cells around the batch's calls:
+        one statement for the batch."""
+        cells: set[int] = set()
+        for req in requests:
+            call = req.call
+            if call.link_duplicates and _valid_point(call.lon, call.lat):
+                cells.update(cells_around(call.lon, call.lat))
+        if not cells:
+            return
+        since = min(r.received_at for r in requests) - DUPLICATE_WINDOW
+        # Core, not the ORM: the ORM's execute costs more than the query here.
+        rows = session.connection().execute(
+            _RECENT_IN_CELLS, {"cells": sorted(cells), "since": since}
+        )
+        for row in rows:
+            values = row._asdict()
+            cell = values.pop("cell_")
+            inc = _ExistingIncident(**values)
+            self.existing[inc.id] = inc
+            self._stored_grid[cell].append(inc)
 
     def add(self, inc: _NewIncident) -> None:
         self.new.append(inc)
-        self._grid[self._key(inc.lon, inc.lat)].append(inc)
+        self._new_grid[location_cell(inc.lon, inc.lat)].append(inc)
 
-    def find_duplicate(self, session: Session, req: CallRequest) -> _Linked | None:
+    def find_duplicate(self, req: CallRequest) -> _Linked | None:
         """The nearest open incident of a compatible type within the radius and time
         window: stored, or opened earlier in this batch."""
         call = req.call
+        since = req.received_at - DUPLICATE_WINDOW
         best: _Linked | None = None
         best_d = DUPLICATE_RADIUS_M
-        for cand in self._stored_candidates(session, req):
-            d = _distance_m(call.lon, call.lat, cand.lon, cand.lat)
-            if d <= best_d:
-                best, best_d = cand, d
-        kx, ky = self._key(call.lon, call.lat)
-        nx = math.ceil(1 / max(math.cos(math.radians(call.lat)), 0.01))
-        for dx in range(-nx, nx + 1):
-            for dy in (-1, 0, 1):
-                for inc in self._grid.get((kx + dx, ky + dy), ()):
-                    if not compatible(inc.category, call.category):
-                        continue
-                    d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
-                    if d <= best_d:
-                        best, best_d = inc, d
+        for cell in cells_around(call.lon, call.lat):
+            stored: list[_Target] = [
+                inc
+                for inc in self._stored_grid.get(cell, ())
+                if inc.status in _OPEN_VALUES and inc.received_at >= since
+            ]
+            for inc in [*stored, *self._new_grid.get(cell, ())]:
+                if not compatible(inc.category, call.category):
+                    continue
+                d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
+                if d <= best_d:
+                    assert isinstance(inc, _NewIncident | _ExistingIncident)
+                    best, best_d = inc, d
         return best
 
-    def _stored_candidates(self, session: Session, req: CallRequest) -> list[_ExistingIncident]:
-        call = req.call
-        dlat = DUPLICATE_RADIUS_M / _M_PER_DEG
-        dlon = dlat / max(math.cos(math.radians(call.lat)), 0.01)
-        # Core, not the ORM: this runs for every call, and the ORM's execute costs more
-        # than the query.
-        rows = (
-            session.connection()
-            .execute(
-                _NEARBY_RECENT,
-                {
-                    "lat0": call.lat - dlat,
-                    "lat1": call.lat + dlat,
-                    "lon0": call.lon - dlon,
-                    "lon1": call.lon + dlon,
-                    "since": req.received_at - DUPLICATE_WINDOW,
-                },
-            )
-            .all()
-        )
-        out = []
-        for row in rows:
-            if row.status not in _OPEN_VALUES or not compatible(row.category, call.category):
-                continue
-            known = self.existing.get(row.id)
-            if known is None:
-                known = _ExistingIncident(**row._asdict())
-                self.existing[row.id] = known
-            out.append(known)
-        return out
+
+#: Grid cells a little larger than the duplicate radius, in degrees of latitude.
+_CELL_DEG = DUPLICATE_RADIUS_M / _M_PER_DEG
+
+
+def location_cell(lon: float, lat: float) -> int:
+    """The duplicate-radius grid cell holding (lon, lat), as one integer (stored on each
+    incident and indexed with its receive time)."""
+    return math.floor((lat + 90.0) / _CELL_DEG) * 200_000 + math.floor((lon + 180.0) / _CELL_DEG)
+
+
+def cells_around(lon: float, lat: float) -> list[int]:
+    """The cells that may hold a point within the duplicate radius of (lon, lat): the
+    3 x 3 block, wider in longitude away from the equator."""
+    ky = math.floor((lat + 90.0) / _CELL_DEG)
+    kx = math.floor((lon + 180.0) / _CELL_DEG)
+    nx = math.ceil(1 / max(math.cos(math.radians(lat)), 0.01))
+    return [(ky + dy) * 200_000 + kx + dx for dy in (-1, 0, 1) for dx in range(-nx, nx + 1)]
+
+
+def _valid_point(lon: float, lat: float) -> bool:
+    return -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and math.isfinite(lon + lat)
 
 
 _TARGET_COLUMNS = (
@@ -437,13 +448,11 @@ _TARGET_COLUMNS = (
     Incident.description,
 )
 _OPEN_VALUES = frozenset(s.value for s in OPEN)
-#: Incidents in a small box, received since a time: the duplicate candidates of a call.
-#: Built once (a call costs only its parameters). Status is checked in Python: a status
-#: condition here made SQLite read every open incident through the status index instead
-#: of the few in the box through the location index.
-_NEARBY_RECENT = select(*_TARGET_COLUMNS).where(
-    Incident.lat.between(bindparam("lat0"), bindparam("lat1")),
-    Incident.lon.between(bindparam("lon0"), bindparam("lon1")),
+#: Incidents received since a time in some grid cells: the duplicate candidates of a
+#: batch of calls. Built once (a batch costs only its parameters). Status is checked in
+#: Python, so the planner has one index to use: (cell, received_at).
+_RECENT_IN_CELLS = select(*_TARGET_COLUMNS, Incident.cell.label("cell_")).where(
+    Incident.cell.in_(bindparam("cells", expanding=True)),
     Incident.received_at >= bindparam("since", type_=UTCDateTime()),
 )
 
@@ -538,6 +547,7 @@ def _insert_incidents(session: Session, new: list[_NewIncident]) -> None:
                 "address": req.call.address,
                 "lon": inc.lon,
                 "lat": inc.lat,
+                "cell": location_cell(inc.lon, inc.lat),
                 "station_id": inc.station_id,
                 "tehsil_id": inc.tehsil_id,
                 "district_id": inc.district_id,
