@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request, params
@@ -35,10 +35,17 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    """One session per request; the route commits what it wants kept."""
-    with runtime.sessions() as session:
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
+    """One session per request; the route commits what it wants kept.
+
+    Opened on the event loop (a new session touches no database until used) and closed in
+    the thread pool (closing returns its connection): a plain generator would cost every
+    request two hops through the pool instead of one."""
+    session = runtime.sessions()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
