@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import DemoServer, api, record_hosts, unit_by_callsign
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 
@@ -170,8 +171,11 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     field.wait_for_selector('#field-job-status[data-status="on_scene"]')
 
     # Clearing asks for a disposition first.
-    field.tap("#step-cleared")
-    field.wait_for_selector("text=Choose a disposition first.")
+    _tap_until(
+        field,
+        "#step-cleared",
+        lambda: field.wait_for_selector("text=Choose a disposition first.", timeout=3_000),
+    )
     assert field.locator(job).count() == 1
     field.locator("#field-disposition").get_by_text("Arrested").tap()
     field.tap("#step-cleared")
@@ -271,6 +275,19 @@ def test_panic_with_the_phones_position(phone: Any, demo_server: DemoServer) -> 
     assert pg.locator("#panic-button").is_enabled()
     assert pg.locator("#panic-setup").is_hidden()
     assert outside == [], f"the panic page requested hosts outside this machine: {outside}"
+
+
+def _tap_until(page: Any, selector: str, arrived: Any, tries: int = 5) -> None:
+    """Tap, and tap again if nothing came of it: the field page re-renders its buttons on
+    every live event, and a tap can land on a button being replaced."""
+    for attempt in range(tries):
+        page.tap(selector)
+        try:
+            arrived()
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
 
 
 def test_panic_without_location_uses_the_registered_address(

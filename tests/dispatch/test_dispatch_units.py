@@ -196,10 +196,16 @@ def test_panic_alert_creates_a_routed_p1_incident(
     detail = cad_client.get(f"/api/v1/incidents/{body['incident_id']}", headers=admin).json()
     assert detail["source"] == "panic" and detail["category"] == "panic"
     assert "recommended" in [e["kind"] for e in detail["timeline"]]
-    # Without a position the registered location is used; a wrong key is refused.
-    assert (
-        cad_client.post("/api/v1/panic", headers={"X-Device-Key": key}, json={}).status_code == 201
-    )
+    # Without a position the registered location is used; a wrong key is refused. A
+    # second press beside the open robbery and the first press is still its own P1 incident.
+    robbery = _call(cad_client, lon, lat)
+    again = cad_client.post("/api/v1/panic", headers={"X-Device-Key": key}, json={})
+    assert again.status_code == 201 and again.json()["priority"] == 1
+    assert again.json()["incident_id"] not in (body["incident_id"], robbery)
+    again_detail = cad_client.get(
+        f"/api/v1/incidents/{again.json()['incident_id']}", headers=admin
+    ).json()
+    assert (again_detail["lon"], again_detail["lat"]) == (lon, lat)
     bad = cad_client.post("/api/v1/panic", headers={"X-Device-Key": key[:-3] + "xyz"}, json={})
     assert bad.status_code == 401
     assert cad_client.post("/api/v1/panic", json={}).status_code == 422

@@ -692,6 +692,9 @@ def panic(session: Session, *, device_key: str, panic_in: PanicIn, now: datetime
         description=f"PANIC from {dev.name} ({dev.kind.replace('_', ' ')})"
         + (f": {panic_in.note}" if panic_in.note else "")
         + (f" [GPS ±{panic_in.accuracy_m:.0f} m]" if panic_in.accuracy_m else ""),
+        # A panic press is always its own P1 incident: folded into a nearby lower-priority
+        # call it would lose its priority and its timers. A dispatcher can still merge.
+        link_duplicates=False,
     )
     accepted = incidents.receive_call(
         session,
