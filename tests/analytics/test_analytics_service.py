@@ -200,6 +200,14 @@ def test_import_scoping_trends_and_maps(runtime: Runtime) -> None:
         em = service.emerging_layer(s, actor=ADMIN, dataset="history", slices=8)
         assert set(em["meta"]["counts"]) >= {"new", "persistent", "intensifying"}
 
+        # A user with none of a dataset's incidents in his jurisdiction still gets the list.
+        nobody = Principal("user:3", "sho2", Role.SHO, scope_level="station", scope_id=-5)
+        listed = {d.dataset: d.incidents for d in service.list_datasets(s, actor=nobody)}
+        assert listed == {"history": 0}
+        assert {d.dataset: d.incidents for d in service.list_datasets(s, actor=sho)} == {
+            "history": len(east)
+        }
+
         fc = service.forecast_layer(s, actor=ADMIN, dataset="history", model="blend")
         assert fc["meta"]["week_start"] == "2018-12-31"
         ranks = [f["properties"]["rank"] for f in fc["features"]]

@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ class DemoServer:
     base_url: str
     password: str
     log_path: Path
+    #: The server's environment (its data directory, database and settings).
+    env: dict[str, str] = field(default_factory=dict)
 
     def log_tail(self, n: int = 60) -> str:
         try:
@@ -75,6 +78,22 @@ class DemoServer:
         body: dict[str, Any] = r.json()
         return body
 
+    def cli(self, *args: str, timeout: float = 180) -> str:
+        """Run `safecity ARGS` on this server's data (as an operator would beside it);
+        its output, or the test fails with it."""
+        env = dict(self.env, SAFECITY_MODE="demo")
+        proc = subprocess.run(
+            [sys.executable, "-m", "safecity.cli", *args],
+            cwd=self.log_path.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f"safecity {' '.join(args)} exited {proc.returncode}:\n{out}"
+        return out
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -82,10 +101,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    """`safecity demo` on a free port, simulator off, its own data directory."""
-    tmp = tmp_path_factory.mktemp("browser-demo")
+@contextmanager
+def run_demo(tmp: Path, **settings: str) -> Iterator[DemoServer]:
+    """`safecity demo` on a free port with its own data directory in `tmp`, healthy; stopped
+    afterwards. `settings` are more SAFECITY_* variables (name without the prefix)."""
     port = _free_port()
     # The server must not see pytest's variables (NiceGUI changes behaviour under pytest) nor
     # a developer's SAFECITY_* settings or safecity.toml.
@@ -104,8 +123,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         SAFECITY_LOG_LEVEL="info",
         PYTHONUNBUFFERED="1",
     )
+    env.update({f"SAFECITY_{k.upper()}": v for k, v in settings.items()})
     log_path = tmp / "server.log"
-    server = DemoServer(f"http://127.0.0.1:{port}", PASSWORD, log_path)
+    server = DemoServer(f"http://127.0.0.1:{port}", PASSWORD, log_path, env)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "safecity.cli", "demo"],
@@ -137,6 +157,26 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """`safecity demo` on a free port, simulator off, its own data directory."""
+    with run_demo(tmp_path_factory.mktemp("browser-demo")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def start_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., DemoServer]]:
+    """Start a `safecity demo` with other settings: `start_demo(simulate="true", ...)` (the
+    SAFECITY_* names without the prefix); each is stopped at the end of the module."""
+    with ExitStack() as stack:
+
+        def start(**settings: str) -> DemoServer:
+            tmp = tmp_path_factory.mktemp("browser-demo")
+            return stack.enter_context(run_demo(tmp, **settings))
+
+        yield start
 
 
 @pytest.fixture(scope="module")

@@ -491,8 +491,22 @@ def list_datasets(session: Session, *, actor: Principal) -> list[DatasetOut]:
     names = session.scalars(select(HistoryIncident.dataset).distinct()).all()
     out = []
     for name in sorted(names):
-        data = load(session, actor=actor, dataset=name)
-        inc = data.incidents
+        try:
+            inc = load(session, actor=actor, dataset=name).incidents
+        except NotFound:
+            # None of it in the caller's jurisdiction: listed, empty, rather than failing
+            # the whole list (an SHO whose station has no incidents yet).
+            out.append(
+                DatasetOut(
+                    dataset=name,
+                    incidents=0,
+                    first=None,
+                    last=None,
+                    tz=_CACHE.get(session, name).tz,
+                    types=[],
+                )
+            )
+            continue
         types = sorted({str(x) for x in np.unique(inc.types).tolist() if str(x)})
         out.append(
             DatasetOut(

@@ -129,21 +129,37 @@ def _load(
         if dataset not in datasets:
             dataset = datasets[0]
         out: dict[str, Any] = {"datasets": datasets, "dataset": dataset}
-        report = service.trend_report(
-            session,
-            actor=principal,
-            dataset=dataset,
-            group_by=group_by,  # type: ignore[arg-type]
-            period=period,  # type: ignore[arg-type]
-            monitor=8 if period == "week" else 28,
-            show=52 if period == "week" else 120,
-        )
-        out["trends"] = report.model_dump(mode="json")
-        out["hotspots"] = service.hotspot_layer(session, actor=principal, dataset=dataset)
-        out["forecast"] = service.forecast_layer(
-            session, actor=principal, dataset=dataset, top_fraction=0.01
-        )
-        out["emerging"] = service.emerging_layer(session, actor=principal, dataset=dataset)
+        try:
+            report = service.trend_report(
+                session,
+                actor=principal,
+                dataset=dataset,
+                group_by=group_by,  # type: ignore[arg-type]
+                period=period,  # type: ignore[arg-type]
+                monitor=8 if period == "week" else 28,
+                show=52 if period == "week" else 120,
+            )
+            out["trends"] = report.model_dump(mode="json")
+        except SafeCityError as exc:
+            # Too little history to learn what is normal (a young `live` dataset): say so
+            # and still show the maps.
+            out["trends"] = {"series": [], "alerts": []}
+            out["trend_note"] = exc.message
+        layers: dict[str, Callable[[], dict[str, Any]]] = {
+            "hotspots": lambda: service.hotspot_layer(session, actor=principal, dataset=dataset),
+            "forecast": lambda: service.forecast_layer(
+                session, actor=principal, dataset=dataset, top_fraction=0.01
+            ),
+            "emerging": lambda: service.emerging_layer(session, actor=principal, dataset=dataset),
+        }
+        out["layer_notes"] = []
+        for key, make in layers.items():
+            try:
+                out[key] = make()
+            except SafeCityError as exc:
+                # Too few incidents for this layer (Gi* on a handful of cells): the rest shows.
+                out[key] = {"type": "FeatureCollection", "features": []}
+                out["layer_notes"].append(exc.message)
         try:
             from safecity.analytics.patrol import plan_geojson
 
@@ -338,12 +354,20 @@ class _Page:
         self.dataset_select.set_options(self.data["datasets"], value=self.dataset)
         groups = [s["group"] for s in self.data["trends"]["series"]]
         self.series_select.set_options(groups, value=groups[0] if groups else None)
-        self._draw_chart(groups[0] if groups else None)
+        if groups:
+            self._draw_chart(groups[0])
+        else:
+            self.chart_title.set_text("Trend")
+            self.chart_note.set_text(self.data.get("trend_note") or "No trend to show.")
+            self.chart.options.clear()
+            self.chart.update()
         self._draw_alerts()
         self._draw_evaluation()
         await self.map.initialized()
         cfg = {k: self.data[k] for k in ("hotspots", "forecast", "emerging", "patrols")}
         ui.run_javascript(f"SafeCityAnalytics.show({self.map.id}, {json.dumps(cfg)})")
+        for note in dict.fromkeys(self.data.get("layer_notes", [])):
+            ui.notify(note, type="info")
 
     def _draw_chart(self, group: str | None) -> None:
         series = next(

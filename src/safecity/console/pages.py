@@ -59,8 +59,15 @@ MAX_ROWS = 200
 UNIT_FLUSH_S = 1.0
 #: Paths the console never answers, so the API's JSON 404/405 handlers keep them.
 _API_PATHS = ("/api/", "/docs", "/redoc", "/openapi.json", "/health")
-#: Pages the login may send back to (`next` in the session), nothing else.
-_NEXT_PAGES = ("/", "/dispatch")
+
+
+def _safe_next(target: object) -> str:
+    """Where the login sends back to (`next`, set by a page that needed a login): a path on
+    this server, never another host."""
+    if isinstance(target, str) and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
 
 _FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
@@ -567,7 +574,7 @@ def _register_pages() -> None:
                 log.info("console login: %s (%s)", who.name, who.role.value)
                 target = nicegui_app.storage.user.pop("next", "/")
                 nicegui_app.storage.user.update(token=token, username=who.name)
-                ui.navigate.to(target if target in _NEXT_PAGES else "/")
+                ui.navigate.to(_safe_next(target))
 
             password.on("keydown.enter", submit)
             button = ui.button("Log in", on_click=submit).props("id=login-submit unelevated")

@@ -85,6 +85,12 @@ async def _operator() -> Principal | None:
     return p if p.has(Perm.REGISTRY_READ) else None
 
 
+def _login_then(path: str) -> RedirectResponse:
+    """To the login page, and back to `path` after it."""
+    nicegui_app.storage.user["next"] = path
+    return RedirectResponse("/login", status_code=303)
+
+
 def _when(at: datetime | None) -> str:
     return at.astimezone(PKT).strftime("%Y-%m-%d %H:%M:%S") if at else "never"
 
@@ -213,7 +219,7 @@ def register_pages(runtime: Runtime) -> None:
     @ui.page("/video", title="SafeCity — cameras")
     async def cameras_page() -> RedirectResponse | None:
         if await _operator() is None:
-            return RedirectResponse("/login", status_code=303)
+            return _login_then("/video")
         _nav("cameras")
         columns = [
             {"name": k, "label": label, "field": k, "sortable": True}
@@ -260,7 +266,7 @@ def register_pages(runtime: Runtime) -> None:
     @ui.page("/video/wall", title="SafeCity — camera wall")
     async def wall_page() -> RedirectResponse | None:
         if await _operator() is None:
-            return RedirectResponse("/login", status_code=303)
+            return _login_then("/video/wall")
         _nav("camera wall")
         rows = await _io(_statuses)
         live = [r for r in rows if _live(r["id"]) is not None][:WALL_MAX]
@@ -291,7 +297,7 @@ def register_pages(runtime: Runtime) -> None:
     @ui.page("/video/events", title="SafeCity — video events")
     async def events_page() -> RedirectResponse | None:
         if await _operator() is None:
-            return RedirectResponse("/login", status_code=303)
+            return _login_then("/video/events")
         _nav("video events")
         rt = _rt()
         sub = rt.bus.subscribe("vision.events.>")
@@ -336,6 +342,10 @@ def register_pages(runtime: Runtime) -> None:
                 fresh = []
                 for m in msgs:
                     m.ack()
+                    if "id" not in m.data:
+                        # A counting line's crossing: counted, not stored as an event (and
+                        # without an id its row would raise and end this loop).
+                        continue
                     if alerts.value and not m.data.get("alert"):
                         continue
                     fresh.append(_event_row(m.data, m.data.get("camera_code", "")))
@@ -350,7 +360,7 @@ def register_pages(runtime: Runtime) -> None:
     @ui.page("/video/traffic", title="SafeCity — traffic counts")
     async def traffic_page() -> RedirectResponse | None:
         if await _operator() is None:
-            return RedirectResponse("/login", status_code=303)
+            return _login_then("/video/traffic")
         _nav("traffic counts")
         rows = await _io(_statuses)
         cams = {r["id"]: f"{r['code']} ({r['site']})" for r in rows}
@@ -385,7 +395,7 @@ def register_pages(runtime: Runtime) -> None:
     async def camera_page(camera_id: int) -> RedirectResponse | None:
         who = await _operator()
         if who is None:
-            return RedirectResponse("/login", status_code=303)
+            return _login_then(f"/video/camera/{camera_id}")
         rt = _rt()
 
         def load() -> tuple[Any, Any]:

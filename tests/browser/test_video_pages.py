@@ -1,0 +1,330 @@
+"""The video pages (cameras, camera wall, event review, camera rules) in a real browser
+against a real `safecity demo` whose first demo cameras play the shared real clips
+(../shared/media/video, or SAFECITY_SHARED) through the video pipeline inside the server:
+live status, live pictures that refresh, events with their snapshots arriving live, and no
+request leaving the machine."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_helpers import DemoServer, api, record_hosts
+
+pytestmark = [pytest.mark.browser, pytest.mark.shared]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SHARED = Path(os.environ.get("SAFECITY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+PKT = timezone(timedelta(hours=5), "PKT")
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """Poll the API until `check()` is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def video_server(start_demo: Callable[..., DemoServer]) -> DemoServer:
+    """`safecity demo` with the simulator on (no simulated calls), its demo cameras playing
+    the shared clips; skipped when the clips or the detection model are absent."""
+    from safecity.video.demo import CLIPS
+    from safecity.vision import modelstore
+    from safecity.vision.errors import VisionError
+
+    media = SHARED / "media" / "video"
+    if not any((media / c).is_file() for c in CLIPS):
+        pytest.skip(f"needs the shared clips in {media} (../shared or SAFECITY_SHARED)")
+    try:
+        modelstore.resolve(SHARED / "models")
+    except VisionError as exc:
+        pytest.skip(f"needs the shared detection model (../shared or SAFECITY_SHARED): {exc}")
+    server = start_demo(simulate="true", sim_calls_per_minute="0", shared_dir=str(SHARED))
+    assert "demo video:" in server.log_tail(100_000), (
+        f"the demo started no video:\n{server.log_tail()}"
+    )
+    return server
+
+
+@pytest.fixture(scope="module")
+def cameras(video_server: DemoServer) -> list[dict[str, Any]]:
+    """The demo cameras that play a clip (pointed at the demo's local stream server)."""
+    token = video_server.token("admin")
+    cams: list[dict[str, Any]] = [
+        c
+        for c in api(video_server, "GET", "/api/v1/cameras", token)
+        if c["stream_url"].startswith("http://127.0.0.1:")
+    ]
+    assert cams, "no demo camera plays a clip"
+    return cams
+
+
+def _log_in(page: Any, server: DemoServer, username: str = "analyst") -> None:
+    page.goto(f"{server.base_url}/")
+    page.wait_for_url(f"{server.base_url}/login")
+    page.fill("#login-username", username)
+    page.fill("#login-password", server.password)
+    page.click("#login-submit")
+    page.wait_for_url(f"{server.base_url}/")
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    page.screenshot(path=str(shot))
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 30_000, f"screenshot suspiciously small ({len(data)} bytes)"
+
+
+def _jpeg(data_url: str) -> bytes:
+    prefix = "data:image/jpeg;base64,"
+    assert data_url.startswith(prefix), data_url[:60]
+    jpeg = base64.b64decode(data_url[len(prefix) :])
+    assert jpeg[:2] == b"\xff\xd8", "not a JPEG"
+    return jpeg
+
+
+def _pkt(at: str) -> str:
+    """An API time (ISO, UTC) as the pages write it."""
+    return datetime.fromisoformat(at).astimezone(PKT).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_video_pages_need_a_login(video_server: DemoServer) -> None:
+    for path in ("/video", "/video/wall", "/video/events", "/video/traffic", "/video/camera/1"):
+        r = httpx.get(f"{video_server.base_url}{path}", follow_redirects=False, timeout=30)
+        assert r.status_code in (302, 303, 307), (path, r.status_code)
+        assert r.headers["location"].endswith("/login"), path
+
+
+def test_camera_rules_page_shows_the_rules_and_refuses_an_analyst(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    cam = cameras[0]
+    token = video_server.token("analyst")
+    rules = api(video_server, "GET", f"/api/v1/video/cameras/{cam['id']}/rules", token)
+    _wait(
+        "a live picture of the first demo camera",
+        lambda: (
+            httpx.get(
+                f"{video_server.base_url}/api/v1/video/cameras/{cam['id']}/live.jpg",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            ).status_code
+            == 200
+        ),
+    )
+    _log_in(page, video_server)
+    page.goto(f"{video_server.base_url}/video")
+    page.locator("#camera-table tbody tr", has_text=cam["code"]).first.click()
+    page.wait_for_url(f"{video_server.base_url}/video/camera/{cam['id']}")
+    picture = page.locator("#rules-picture img").first
+    picture.wait_for()
+    _jpeg(picture.get_attribute("src"))
+    page.wait_for_function(
+        "document.querySelector('#rules-picture img').naturalWidth > 0", timeout=10_000
+    )
+    # The camera's zones and lines are drawn over its picture.
+    assert page.locator("#rules-picture svg polygon[stroke=orange]").count() == len(rules["zones"])
+    assert page.locator("#rules-picture svg line[stroke=magenta]").count() == len(rules["lines"])
+    assert len(rules["zones"]) + len(rules["lines"]) >= 1
+    # An analyst may look, not change them.
+    page.click("#save-rules")
+    page.get_by_text("your role may not change camera rules").wait_for()
+    after = api(video_server, "GET", f"/api/v1/video/cameras/{cam['id']}/rules", token)
+    assert after == rules
+
+
+def test_camera_wall_pictures_refresh(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    outside = record_hosts(page)
+    token = video_server.token("analyst")
+
+    def live_pictures() -> bool:
+        return all(
+            httpx.get(
+                f"{video_server.base_url}/api/v1/video/cameras/{c['id']}/live.jpg",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            ).status_code
+            == 200
+            for c in cameras
+        )
+
+    _wait("a live picture of every demo camera", live_pictures)
+    _log_in(page, video_server)
+    page.goto(f"{video_server.base_url}/video/wall")
+    page.wait_for_selector("[id^=wall-] img")
+    tiles = page.eval_on_selector_all("[id^=wall-]", "els => els.map((e) => e.id)")
+    assert sorted(tiles) == sorted(f"wall-{c['id']}" for c in cameras)
+    for cam in cameras:
+        assert page.locator(f"text={cam['code']} · ").count() == 1
+    page.wait_for_function(
+        "[...document.querySelectorAll('[id^=wall-] img')]"
+        ".every((i) => i.src.startsWith('data:image/jpeg') && i.complete && i.naturalWidth > 0)"
+    )
+    page.evaluate("window.__noReload = true")
+    before = page.eval_on_selector_all("[id^=wall-] img", "imgs => imgs.map((i) => i.src)")
+    for src in before:
+        _jpeg(src)
+    # The wall refreshes every second from the worker's live pictures: each tile changes.
+    page.wait_for_function(
+        """(before) => [...document.querySelectorAll('[id^=wall-] img')]
+             .every((img, i) => img.src !== before[i])""",
+        arg=before,
+        timeout=20_000,
+    )
+    assert page.evaluate("window.__noReload === true"), "the wall was reloaded"
+    _shot(page, "video-wall.png")
+    assert outside == [], f"the camera wall requested hosts outside this machine: {outside}"
+
+
+def test_event_review_live_with_snapshot(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    outside = record_hosts(page)
+    token = video_server.token("analyst")
+
+    def newest_alert() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = api(
+            video_server, "GET", "/api/v1/video/events?alerts_only=true&limit=1", token
+        )
+        return [e for e in events if e["snapshot_path"]]
+
+    _wait("an alert event with a snapshot (the perimeter zone of a people clip)", newest_alert)
+    _log_in(page, video_server)
+    page.goto(f"{video_server.base_url}/video/events")
+    page.wait_for_selector("#event-table tbody tr")
+    page.evaluate("window.__noReload = true")
+    opened = api(video_server, "GET", "/api/v1/video/events?limit=1", token)[0]["at"]
+
+    # New events reach the open page from the bus (among the counting lines' crossings,
+    # which are not stored events): the newest row keeps moving on.
+    later = _pkt((datetime.fromisoformat(opened) + timedelta(seconds=8)).isoformat())
+    try:
+        page.wait_for_function(
+            """(later) => {
+              const cell = document.querySelector('#event-table tbody tr td');
+              return !!cell && cell.textContent.trim() >= later;
+            }""",
+            arg=later,
+            timeout=30_000,
+        )
+    except Exception as exc:  # playwright's TimeoutError
+        top = page.locator("#event-table tbody tr").first.inner_text()
+        newest = api(video_server, "GET", "/api/v1/video/events?limit=1", token)[0]["at"]
+        raise AssertionError(
+            f"new events stopped reaching the open page ({exc}): its newest row {top!r}, "
+            f"the newest stored event at {_pkt(newest)} PKT"
+        ) from None
+    assert page.evaluate("window.__noReload === true"), "the event list was reloaded"
+
+    # Alerts only.
+    page.get_by_text("Alerts only").click()
+    page.wait_for_function(
+        """() => {
+          const rows = [...document.querySelectorAll('#event-table tbody tr')];
+          return rows.length > 0 && rows.every((r) => r.querySelectorAll('td')[6]
+            && r.querySelectorAll('td')[6].textContent.trim() === 'yes');
+        }""",
+        timeout=15_000,
+    )
+
+    # Review one: its snapshot is the one the API serves for it.
+    page.locator("#event-table tbody tr").first.click()
+    detail = page.get_by_text(re.compile(r"^#\d+ "))
+    detail.wait_for()
+    event_id = int(re.match(r"^#(\d+) ", detail.inner_text()).group(1))
+    event = api(video_server, "GET", f"/api/v1/video/events/{event_id}", token)
+    assert event["alert"] is True
+    code = next(c["code"] for c in cameras if c["id"] == event["camera_id"])
+    assert f"{event['kind']} {event['rule']}" in detail.inner_text()
+    assert f"on {code} at {_pkt(event['at'])}" in detail.inner_text()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#event-snapshot img');"
+        " return !!i && i.src.startsWith('data:image/jpeg') && i.complete"
+        " && i.naturalWidth > 0; }",
+        timeout=10_000,
+    )
+    shown = _jpeg(page.get_attribute("#event-snapshot img", "src"))
+    r = httpx.get(
+        f"{video_server.base_url}/api/v1/video/events/{event_id}/snapshot",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.content == shown
+    _shot(page, "video-events.png")
+    assert outside == [], f"event review requested hosts outside this machine: {outside}"
+
+
+#: Every row of the camera table as {column label: cell text}.
+ROWS = """() => {
+  const head = [...document.querySelectorAll('#camera-table thead th')]
+    .map((th) => th.textContent.replace('arrow_upward', '').trim());
+  return [...document.querySelectorAll('#camera-table tbody tr')].map((tr) =>
+    Object.fromEntries([...tr.querySelectorAll('td')]
+      .map((td, i) => [head[i], td.textContent.trim()])));
+}"""
+
+
+def test_camera_list_shows_live_status(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    outside = record_hosts(page)
+    token = video_server.token("analyst")
+    statuses = api(video_server, "GET", "/api/v1/video/cameras/status", token)
+    _log_in(page, video_server)
+    page.click("#nav-video")
+    page.wait_for_url(f"{video_server.base_url}/video")
+    page.wait_for_selector("#camera-table tbody tr")
+    summary = page.inner_text("#camera-summary")
+    assert summary.startswith(f"{len(statuses)} cameras: "), summary
+
+    # Every camera that plays a clip turns online with frames per second and a recent last
+    # frame (the worker reports its health every few seconds, the table refreshes every 5 s).
+    codes = [c["code"] for c in cameras]
+    page.wait_for_function(
+        f"""() => {{
+          const rows = ({ROWS})();
+          return {codes!r}.every((code) => rows.some((r) => r.Camera === code
+            && r.Status === 'online' && parseFloat(r.fps) > 0
+            && r['Last frame (PKT)'] !== 'never'));
+        }}""",
+        timeout=60_000,
+    )
+    rows = {r["Camera"]: r for r in page.evaluate(ROWS)}
+    now = datetime.now(PKT).replace(tzinfo=None)
+    for cam in cameras:
+        row = rows[cam["code"]]
+        last = datetime.strptime(row["Last frame (PKT)"], "%Y-%m-%d %H:%M:%S")
+        assert abs((now - last).total_seconds()) < 120, row
+        assert row["Name"] == cam["name"]
+    # A camera no worker analyses: its registry status, never a frame.
+    idle = next(s for s in statuses if s["code"] not in codes and s["code"] in rows)
+    assert rows[idle["code"]]["Last frame (PKT)"] == "never"
+    assert rows[idle["code"]]["Status"] == idle["status"]
+    online = int(re.search(r"(\d+) online", page.inner_text("#camera-summary")).group(1))
+    assert online >= len(cameras)
+    _shot(page, "video-cameras.png")
+    assert outside == [], f"the camera list requested hosts outside this machine: {outside}"
+
+
+def test_server_logged_no_errors(video_server: DemoServer) -> None:
+    """Last: nothing the pages did above made the server log a traceback."""
+    log = video_server.log_tail(100_000)
+    assert "Traceback" not in log, log[-5000:]
