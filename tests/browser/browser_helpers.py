@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -9,6 +10,28 @@ import httpx
 
 DemoServer = Any
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: Screenshots of the pages the tests drove (ignored by git).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = False, min_bytes: int = 30_000) -> None:
+    """Save a PNG of the page under test-artifacts/ and check it shows something."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    page.screenshot(path=str(shot), full_page=full_page)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > min_bytes, f"screenshot suspiciously small ({len(data)} bytes)"
+
+
+def log_in(page: Any, server: DemoServer, username: str, path: str = "/") -> None:
+    """Open `path` on the console, log in when it asks, and wait to be back on `path`."""
+    page.goto(f"{server.base_url}{path}")
+    page.wait_for_url(f"{server.base_url}/login")
+    page.fill("#login-username", username)
+    page.fill("#login-password", server.password)
+    page.click("#login-submit")
+    page.wait_for_url(f"{server.base_url}{path}")
 
 
 def record_hosts(page: Any) -> list[str]:

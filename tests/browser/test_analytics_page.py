@@ -17,12 +17,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from browser_helpers import DemoServer, api, record_hosts
+from browser_helpers import DemoServer, api, log_in, record_hosts, screenshot
 from shapely.geometry import shape
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PKT = ZoneInfo("Asia/Karachi")
 #: Weeks of imported history: the trend model needs 8 weeks before the 8 it watches.
 WEEKS = 30
@@ -172,12 +171,7 @@ def _analytics(server: DemoServer, token: str, what: str, query: str) -> Any:
 
 def _open(page: Any, server: DemoServer, username: str) -> None:
     """Open the analytics page: the login it asks for sends the user back to it."""
-    page.goto(f"{server.base_url}/analytics")
-    page.wait_for_url(f"{server.base_url}/login")
-    page.fill("#login-username", username)
-    page.fill("#login-password", server.password)
-    page.click("#login-submit")
-    page.wait_for_url(f"{server.base_url}/analytics")
+    log_in(page, server, username, "/analytics")
     _wait_drawn(page, server)
 
 
@@ -208,15 +202,6 @@ def _chart(page: Any, points: int) -> dict[str, Any]:
 def _show_layer(page: Any, name: str) -> None:
     box = page.locator("#analytics-map .leaflet-control-layers label", has_text=name)
     box.locator("input").check()
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / name
-    page.screenshot(path=str(shot))
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 30_000, f"screenshot suspiciously small ({len(data)} bytes)"
 
 
 def test_the_page_needs_a_login(demo_server: DemoServer) -> None:
@@ -283,7 +268,7 @@ def test_analyst_sees_trend_hotspots_forecast_and_evaluation(
     assert "history.csv" in page.inner_text("#analytics-evaluation")
 
     page.wait_for_timeout(300)  # let the chart's animation settle for the picture
-    _shot(page, "analytics.png")
+    screenshot(page, "analytics.png")
     assert outside == [], f"the analytics page requested hosts outside this machine: {outside}"
 
 

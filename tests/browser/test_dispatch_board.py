@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import DemoServer, api, record_hosts, unit_by_callsign
+from browser_helpers import DemoServer, api, log_in, record_hosts, screenshot, unit_by_callsign
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: The `demo_server` fixture (tests/browser/conftest.py).
 
 
@@ -41,28 +40,13 @@ def _call(
 
 
 def _open_board(page: Any, server: DemoServer, username: str) -> None:
-    page.goto(f"{server.base_url}/dispatch")
-    page.wait_for_url(f"{server.base_url}/login")
-    page.fill("#login-username", username)
-    page.fill("#login-password", server.password)
-    page.click("#login-submit")
-    # The login sends back to the board it was asked for.
-    page.wait_for_url(f"{server.base_url}/dispatch")
+    log_in(page, server, username, "/dispatch")  # the login sends back to the board
     try:
         page.wait_for_selector("#board-map[data-ready=true]", state="attached")
     except Exception as exc:  # playwright's TimeoutError: show why the server failed
         raise AssertionError(
             f"the dispatch board did not load ({exc}); server log:\n{server.log_tail()}"
         ) from None
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / name
-    page.screenshot(path=str(shot))
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 30_000, f"screenshot suspiciously small ({len(data)} bytes)"
 
 
 def _incident(**changes: Any) -> Any:
@@ -224,7 +208,7 @@ def test_call_reaches_the_queue_and_is_dispatched(page: Any, demo_server: DemoSe
     assert assignments[0]["assigned_by"] == "dispatcher"
 
     page.wait_for_timeout(1_200)  # let the map follow the unit's new status
-    _shot(page, "dispatch-board.png")
+    screenshot(page, "dispatch-board.png")
     assert page.evaluate("window.__noReload === true")
     assert outside == [], f"the board requested hosts outside this machine: {outside}"
 
@@ -293,14 +277,14 @@ def test_kpis_and_response_time_report(page: Any, demo_server: DemoServer) -> No
     card = page.locator(f"#kpi-{kpis[0]['district_id']}")
     assert card.locator("[data-kpi=calls]").inner_text() == str(kpis[0]["calls_today"])
     assert card.locator("[data-kpi=incidents]").inner_text() == str(kpis[0]["incidents_today"])
-    _shot(page, "dispatch-kpis.png")
+    screenshot(page, "dispatch-kpis.png")
 
     page.click("#tab-reports")
     page.wait_for_selector("#report-chart canvas", timeout=10_000)
     assert page.locator("#report-table tbody tr").count() >= 1
     assert "incidents" in page.inner_text("#report-summary")
     page.wait_for_timeout(500)
-    _shot(page, "dispatch-report.png")
+    screenshot(page, "dispatch-report.png")
     with page.expect_download() as info:
         page.click("#report-csv")
     download = info.value
@@ -339,7 +323,7 @@ def test_response_alert_is_shown_and_acknowledged(page: Any, demo_server: DemoSe
             f"document.querySelector('{row} .sc-alert-cell').textContent.startsWith('L')"
         )
         page.wait_for_timeout(300)
-        _shot(page, "dispatch-alerts.png")
+        screenshot(page, "dispatch-alerts.png")
         page.click(f"#ack-alert-{alert_id}")
         page.wait_for_selector(f'#alert-list [data-alert-id="{alert_id}"]', state="detached")
         alerts = demo_server.get("/api/v1/alerts?open_only=false", admin)

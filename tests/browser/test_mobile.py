@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import DemoServer, api, record_hosts, unit_by_callsign
+from browser_helpers import DemoServer, api, record_hosts, screenshot, unit_by_callsign
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: The `demo_server` fixture (tests/browser/conftest.py).
 PHONE = {
     "viewport": {"width": 390, "height": 844},
@@ -45,15 +43,6 @@ def _crew_login(server: DemoServer, token: str, username: str, unit: dict[str, A
             "username": username,
         },
     )
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / name
-    page.screenshot(path=str(shot), full_page=True)
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 20_000, f"screenshot suspiciously small ({len(data)} bytes)"
 
 
 @pytest.fixture
@@ -159,7 +148,7 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     # Big touch targets.
     box = field.locator("#step-en_route").bounding_box()
     assert box["height"] >= 56 and box["width"] >= 140
-    _shot(field, "field.png")
+    screenshot(field, "field.png", full_page=True, min_bytes=20_000)
 
     field.tap("#step-en_route")
     board.wait_for_selector(f"{row}[data-status=en_route]", timeout=5_000)
@@ -265,7 +254,7 @@ def test_panic_with_the_phones_position(phone: Any, demo_server: DemoServer) -> 
     assert pg.inner_text("#panic-station") == station["properties"]["name"]
     assert "min away" in pg.inner_text("#panic-eta")
     assert "phone's location" in pg.inner_text("#panic-status")
-    _shot(pg, "panic.png")
+    screenshot(pg, "panic.png", full_page=True, min_bytes=20_000)
 
     # The key stays on the phone: after a reload the button is armed at once.
     pg.reload()

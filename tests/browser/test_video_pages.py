@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_helpers import DemoServer, api, record_hosts
+from browser_helpers import DemoServer, api, log_in, record_hosts, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SHARED = Path(os.environ.get("SAFECITY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 PKT = timezone(timedelta(hours=5), "PKT")
 
@@ -73,24 +72,6 @@ def cameras(video_server: DemoServer) -> list[dict[str, Any]]:
     return cams
 
 
-def _log_in(page: Any, server: DemoServer, username: str = "analyst") -> None:
-    page.goto(f"{server.base_url}/")
-    page.wait_for_url(f"{server.base_url}/login")
-    page.fill("#login-username", username)
-    page.fill("#login-password", server.password)
-    page.click("#login-submit")
-    page.wait_for_url(f"{server.base_url}/")
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / name
-    page.screenshot(path=str(shot))
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 30_000, f"screenshot suspiciously small ({len(data)} bytes)"
-
-
 def _jpeg(data_url: str) -> bytes:
     prefix = "data:image/jpeg;base64,"
     assert data_url.startswith(prefix), data_url[:60]
@@ -128,7 +109,7 @@ def test_camera_rules_page_shows_the_rules_and_refuses_an_analyst(
             == 200
         ),
     )
-    _log_in(page, video_server)
+    log_in(page, video_server, "analyst")
     page.goto(f"{video_server.base_url}/video")
     page.locator("#camera-table tbody tr", has_text=cam["code"]).first.click()
     page.wait_for_url(f"{video_server.base_url}/video/camera/{cam['id']}")
@@ -167,7 +148,7 @@ def test_camera_wall_pictures_refresh(
         )
 
     _wait("a live picture of every demo camera", live_pictures)
-    _log_in(page, video_server)
+    log_in(page, video_server, "analyst")
     page.goto(f"{video_server.base_url}/video/wall")
     page.wait_for_selector("[id^=wall-] img")
     tiles = page.eval_on_selector_all("[id^=wall-]", "els => els.map((e) => e.id)")
@@ -190,7 +171,7 @@ def test_camera_wall_pictures_refresh(
         timeout=20_000,
     )
     assert page.evaluate("window.__noReload === true"), "the wall was reloaded"
-    _shot(page, "video-wall.png")
+    screenshot(page, "video-wall.png")
     assert outside == [], f"the camera wall requested hosts outside this machine: {outside}"
 
 
@@ -207,7 +188,7 @@ def test_event_review_live_with_snapshot(
         return [e for e in events if e["snapshot_path"]]
 
     _wait("an alert event with a snapshot (the perimeter zone of a people clip)", newest_alert)
-    _log_in(page, video_server)
+    log_in(page, video_server, "analyst")
     page.goto(f"{video_server.base_url}/video/events")
     page.wait_for_selector("#event-table tbody tr")
     page.evaluate("window.__noReload = true")
@@ -268,7 +249,7 @@ def test_event_review_live_with_snapshot(
         timeout=30,
     )
     assert r.status_code == 200 and r.content == shown
-    _shot(page, "video-events.png")
+    screenshot(page, "video-events.png")
     assert outside == [], f"event review requested hosts outside this machine: {outside}"
 
 
@@ -288,7 +269,7 @@ def test_camera_list_shows_live_status(
     outside = record_hosts(page)
     token = video_server.token("analyst")
     statuses = api(video_server, "GET", "/api/v1/video/cameras/status", token)
-    _log_in(page, video_server)
+    log_in(page, video_server, "analyst")
     page.click("#nav-video")
     page.wait_for_url(f"{video_server.base_url}/video")
     page.wait_for_selector("#camera-table tbody tr")
@@ -320,7 +301,7 @@ def test_camera_list_shows_live_status(
     assert rows[idle["code"]]["Status"] == idle["status"]
     online = int(re.search(r"(\d+) online", page.inner_text("#camera-summary")).group(1))
     assert online >= len(cameras)
-    _shot(page, "video-cameras.png")
+    screenshot(page, "video-cameras.png")
     assert outside == [], f"the camera list requested hosts outside this machine: {outside}"
 
 
