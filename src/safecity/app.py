@@ -23,6 +23,7 @@ from safecity.dispatch import api as dispatch_api
 from safecity.dispatch.monitor import ResponseTimeMonitor
 from safecity.geo import api as geo_api
 from safecity.incidents import api as incidents_api
+from safecity.incidents import service as incidents_service
 from safecity.incidents.api import CallIntakeFastPath
 from safecity.incidents.intake import CallIntake
 from safecity.registry import api as registry_api
@@ -81,6 +82,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Background workers of the embedded server: the response-time monitor, and the
         # mirror that feeds new incidents to crime analytics.
+        with runtime.sessions() as session:
+            incidents_service.warm_up(session)
         monitor = ResponseTimeMonitor(runtime) if with_monitor else None
         stop_mirror = analytics_service.start_live_mirror(runtime) if with_monitor else None
         if monitor is not None:

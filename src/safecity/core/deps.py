@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -106,8 +107,30 @@ async def principal_for(runtime: Runtime, *, token: str | None, api_key: str | N
     cached = _PRINCIPALS.get(runtime, credential, now.timestamp())
     if cached is not None:
         return cached
-    # A miss reads the database: in the thread pool, never on the event loop.
-    return await run_in_threadpool(_lookup_principal, runtime, credential, api_key is not None)
+    # A miss reads the database and checks an argon2 hash (tens of ms): in the thread pool,
+    # never on the event loop, and once for all the requests that arrive with the same
+    # credential meanwhile (a telephony system opens dozens of connections at once).
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(runtime), credential)
+    task = _LOOKUPS.get(key)
+    if task is None:
+        task = loop.create_task(
+            run_in_threadpool(_lookup_principal, runtime, credential, api_key is not None)
+        )
+        _LOOKUPS[key] = task
+        task.add_done_callback(lambda t: _lookup_done(key, t))
+    # Shielded: a caller that goes away does not cancel the others' lookup.
+    return await asyncio.shield(task)
+
+
+def _lookup_done(key: tuple[int, int, str], task: asyncio.Task[Principal]) -> None:
+    _LOOKUPS.pop(key, None)
+    if not task.cancelled():
+        task.exception()  # retrieved here too: every waiter may have gone away
+
+
+#: Credential lookups in flight, per event loop (see `principal_for`).
+_LOOKUPS: dict[tuple[int, int, str], asyncio.Task[Principal]] = {}
 
 
 def _lookup_principal(runtime: Runtime, credential: str, is_api_key: bool) -> Principal:

@@ -3,6 +3,7 @@ lifecycle with its audit trail, transfer, merge and split. No HTTP here."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -105,6 +106,14 @@ class _TypeCache:
 
 
 _TYPES = _TypeCache()
+
+
+def warm_up(session: Session) -> None:
+    """Build what call intake keeps in memory (incident types, the station index) now,
+    so the first calls after a start do not wait for it. Does nothing without stations."""
+    _TYPES.get(session)
+    with contextlib.suppress(InvalidInput):  # no stations imported yet
+        geo.station_locator(session)
 
 
 def _type(session: Session, code: str) -> IncidentTypeOut:

@@ -509,6 +509,9 @@ def run_cad_bench(
         "duration_s": duration,
         "kill": kill,
     }
+    slow = Counter(int(c[0] - start) for c in answered if c[1] - c[0] > 0.1)
+    if slow:  # when answers took over 100 ms: seconds into the run, most first
+        summary["slow_answers_by_second"] = dict(slow.most_common(8))
     if unseen:  # what to look at first when events went missing
         summary["unseen_sample"] = [
             {"incident_id": c[3], "kind": c[4], "sent_at_s": round(c[0] - start, 2)}

@@ -27,6 +27,9 @@ def _serve(runtime: Runtime, **kwargs: object) -> int:
     # and then wait for the event loop to hand it back: with the default 5 ms switch
     # interval a batch of ten statements waited 50 ms. A short interval keeps them moving.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    import gc
+
+    gc.set_threshold(50_000, 50, 1000)
     uvicorn.run(
         app,
         host=runtime.settings.host,
