@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import shutil
@@ -27,8 +28,9 @@ def _serve(runtime: Runtime, **kwargs: object) -> int:
     # and then wait for the event loop to hand it back: with the default 5 ms switch
     # interval a batch of ten statements waited 50 ms. A short interval keeps them moving.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    import gc
-
+    # Under load the server allocates fast and keeps much alive (the bus holds the last
+    # 200,000 events): with the default thresholds full collections ran every few seconds
+    # and walked all of it. Larger generations make them rare.
     gc.set_threshold(50_000, 50, 1000)
     uvicorn.run(
         app,
