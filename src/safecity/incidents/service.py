@@ -436,7 +436,11 @@ def cells_around(lon: float, lat: float) -> list[int]:
 
 
 def _valid_point(lon: float, lat: float) -> bool:
-    return -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and math.isfinite(lon + lat)
+    try:
+        geo.check_point(lon, lat)
+    except InvalidInput:
+        return False
+    return True
 
 
 _TARGET_COLUMNS = (

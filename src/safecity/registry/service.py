@@ -243,18 +243,15 @@ def unit_positions(
     session: Session,
     *,
     status: str | None = None,
-    box: tuple[float, float, float, float] | None = None,
     ids: Sequence[int] | None = None,
 ) -> list[UnitPosition]:
-    """Units' positions and kinds, read as plain rows: all of them, those inside `box`
-    (min lon, min lat, max lon, max lat), or those with the given ids."""
+    """Units' positions and kinds, read as plain rows: all of them, or those with the
+    given ids."""
     q = select(
         Unit.id, Unit.callsign, Unit.kind, Unit.status, Unit.home_station_id, Unit.lon, Unit.lat
     )
     if status is not None:
         q = q.where(Unit.status == status)
-    if box is not None:
-        q = q.where(Unit.lon.between(box[0], box[2]), Unit.lat.between(box[1], box[3]))
     if ids is not None:
         q = q.where(Unit.id.in_(ids))
     return [
