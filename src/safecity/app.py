@@ -19,6 +19,7 @@ from safecity.analytics import service as analytics_service
 from safecity.core import auth_api, events_api
 from safecity.core.errors import SafeCityError, invalid_input_from
 from safecity.core.runtime import Runtime
+from safecity.core.writer import shared_writer
 from safecity.dispatch import api as dispatch_api
 from safecity.dispatch.monitor import ResponseTimeMonitor
 from safecity.geo import api as geo_api
@@ -91,7 +92,7 @@ def create_app(
         for hook in on_startup or []:
             hook(runtime)
         yield
-        intake.close()
+        writer.close()  # answers every call and fix already queued
         if monitor is not None:
             monitor.stop()
         if stop_mirror is not None:
@@ -104,9 +105,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    # Calls are taken in by one writer in batches (group commit): see incidents/intake.py.
-    intake = CallIntake(runtime.sessions)
-    app.state.call_intake = intake
+    # Calls and GPS fixes are written by one writer thread, in shared transactions (group
+    # commit): see core/writer.py and incidents/intake.py.
+    writer = shared_writer(app)
+    app.state.call_intake = CallIntake(runtime.sessions, writer=writer)
     app.add_middleware(CallIntakeFastPath)
     install_error_handlers(app)
 

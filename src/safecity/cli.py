@@ -26,7 +26,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from safecity.sim.serve import run_server
 
-    return run_server(_settings(), with_console=not args.no_console)
+    overrides: dict[str, Any] = {} if args.workers is None else {"workers": args.workers}
+    return run_server(_settings(**overrides), with_console=not args.no_console)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -133,6 +134,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             url=args.url,
             workers=args.workers,
             keep=args.keep,
+            server_processes=args.server_processes,
         )
         print(json.dumps(result) if args.json else summary_line(result))
         return 0
@@ -203,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve the API and the console")
     s.add_argument("--no-console", action="store_true", help="serve the API only")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="server processes (default SAFECITY_WORKERS, 1); see `workers` in the settings",
+    )
     s.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("migrate", help="bring the database schema to the newest revision")
@@ -248,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=8, help="cad: call-taker client processes")
     b.add_argument(
         "--kill", action="store_true", help="cad: SIGKILL the server half way and restart it"
+    )
+    b.add_argument(
+        "--server-processes",
+        type=int,
+        default=1,
+        help="cad: server processes (SAFECITY_WORKERS of the server it starts)",
     )
     b.add_argument("--url", help="cad: a running server instead of starting one")
     b.add_argument("--keep", action="store_true", help="cad: keep the data directory")

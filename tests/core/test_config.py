@@ -42,6 +42,9 @@ def test_toml_file_is_read_and_unknown_keys_refused(
         ({"SAFECITY_PORT": "70000"}, "SAFECITY_PORT"),
         ({"SAFECITY_DATABASE_URL": "mysql://x"}, "SAFECITY_DATABASE_URL"),
         ({"SAFECITY_BUS_URL": "kafka://x"}, "SAFECITY_BUS_URL"),
+        ({"SAFECITY_WORKERS": "0"}, "SAFECITY_WORKERS"),
+        ({"SAFECITY_WORKERS": "many"}, "SAFECITY_WORKERS"),
+        ({"SAFECITY_API_PORT": "0"}, "SAFECITY_API_PORT"),
         ({"SAFECITY_MODE": "test"}, "SAFECITY_MODE"),
     ],
 )
@@ -73,3 +76,17 @@ def test_demo_generates_and_keeps_a_signing_key(tmp_path: Path) -> None:
     key = s.signing_key()
     assert len(key) >= 32
     assert load_settings(mode="demo", data_dir=tmp_path).signing_key() == key
+
+
+def test_several_workers_get_the_shared_file_bus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from safecity.sim.serve import with_worker_bus
+
+    monkeypatch.setenv("SAFECITY_CONFIG", str(tmp_path / "none.toml"))
+    one = load_settings(mode="demo", data_dir=tmp_path)
+    assert with_worker_bus(one).bus_url == "memory://"
+    three = load_settings(mode="demo", data_dir=tmp_path, workers=3)
+    assert with_worker_bus(three).bus_url == f"sqlite:///{(tmp_path / 'bus.db').resolve()}"
+    chosen = load_settings(mode="demo", data_dir=tmp_path, workers=3, bus_url="sqlite:///x.db")
+    assert with_worker_bus(chosen).bus_url == "sqlite:///x.db"

@@ -262,3 +262,42 @@ def test_cli_import_reports_errors_and_imports(tmp_path: Path) -> None:
         text=True,
     )
     assert r.returncode == 2 and "file not found" in r.stderr
+
+
+def test_a_station_change_made_by_another_process_reaches_the_locator(
+    cad_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --workers`: another process imported stations; this one's cached locator
+    notices within `check_s` from the stations' row count and newest change time."""
+    import time
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from safecity.geo import service as geo
+
+    with cad_runtime.sessions() as s:
+        row = s.scalars(select(Jurisdiction).where(Jurisdiction.level == "station")).first()
+        assert row is not None
+        sid, old = row.id, row.name
+        point = s.get(Jurisdiction, sid)
+        assert point is not None and point.lon is not None and point.lat is not None
+        lon, lat = point.lon, point.lat
+        assert geo.station_locator(s).locate(lon, lat).station_name == old
+    # What another process's import leaves behind, without this process's invalidation:
+    with cad_runtime.sessions() as s, s.begin():
+        newest = s.scalar(select(func.max(Jurisdiction.updated_at)))
+        assert newest is not None
+        s.execute(
+            update(Jurisdiction)
+            .where(Jurisdiction.id == sid)
+            .values(
+                name="Renamed elsewhere",
+                updated_at=newest + timedelta(seconds=1),
+            )
+        )
+    with cad_runtime.sessions() as s:
+        assert geo.station_locator(s).locate(lon, lat).station_name == old  # not checked yet
+        later = time.monotonic() + geo._LOCATORS.check_s + 1
+        monkeypatch.setattr(geo.time, "monotonic", lambda: later)
+        assert geo.station_locator(s).locate(lon, lat).station_name == "Renamed elsewhere"

@@ -228,13 +228,34 @@ class InProcessBus(EventBus):
                 self._wake_all()
             return out
 
-    def _append(self, subject: str, data: dict[str, Any], msg_id: str | None) -> Event:
+    def append_received(self, events: Sequence[tuple[str, dict[str, Any], str, datetime]]) -> None:
+        """Events another process published (subject, data, id, time), for the subscribers
+        here: see `sharedbus.SharedFileBus`. They keep their id and time."""
+        with self._cond:
+            if self._closed:
+                return
+            for subject, data, event_id, at in events:
+                self._append(subject, data, None, event_id=event_id, at=at)
+            if events:
+                self._wake_all()
+
+    def _append(
+        self,
+        subject: str,
+        data: dict[str, Any],
+        msg_id: str | None,
+        *,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Event:
         if self._closed:
             raise RuntimeError("event bus is closed")
         if msg_id is not None and msg_id in self._msg_ids:
             return self._msg_ids[msg_id]
         seq = next(self._seq)
-        ev = Event(subject, data, seq, msg_id or uuid.uuid4().hex, datetime.now(UTC))
+        ev = Event(
+            subject, data, seq, msg_id or event_id or uuid.uuid4().hex, at or datetime.now(UTC)
+        )
         self._events.append(ev)
         self._last_seq = seq
         while len(self._events) > self._max_events:
@@ -330,10 +351,17 @@ class InProcessBus(EventBus):
 
 
 def make_bus(url: str) -> EventBus:
-    """The bus named by configuration (`memory://`; `nats://` with the scale-out work)."""
+    """The bus named by configuration: `memory://` (one process), `sqlite:///PATH` (the
+    processes of one machine, `serve --workers`); `nats://` with the scale-out work."""
     if url.startswith("memory://"):
         return InProcessBus()
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        from safecity.core.sharedbus import SharedFileBus
+
+        return SharedFileBus(Path(url.removeprefix("sqlite:///")))
     raise NotImplementedError(
         f"bus_url {url!r}: the NATS JetStream adapter is not part of this build; "
-        "use memory:// (the embedded default)"
+        "use memory:// (one process) or sqlite:///PATH (the processes of one machine)"
     )

@@ -60,10 +60,28 @@ class Settings(BaseSettings):
     )
     bus_url: str = Field(
         "memory://",
-        description="Event bus: `memory://` (in-process, the embedded default) or nats://host:4222.",
+        description="Event bus: `memory://` (in-process, the embedded default), "
+        "`sqlite:///PATH` (shared by the server processes of one machine; chosen by itself "
+        "when `workers` > 1) or nats://host:4222.",
     )
     host: str = Field("127.0.0.1", description="Address the server listens on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the API and the console.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Server processes. 1: everything in one process (the embedded default). "
+        "N > 1: N - 1 more processes serve the API (calls, AVL, live streams) beside the "
+        "main one, sharing the database and the event bus: on `port` when the console is "
+        "off, else on `api_port` (the console stays in the main process).",
+    )
+    api_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="TCP port the API worker processes share when `workers` > 1 and the "
+        "console is on (default: port + 1). Route /api/ there in the reverse proxy.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs access tokens. Required outside demo mode; in demo mode a "
@@ -106,8 +124,8 @@ class Settings(BaseSettings):
     @field_validator("bus_url")
     @classmethod
     def _known_bus(cls, v: str) -> str:
-        if not v.startswith(("memory://", "nats://")):
-            raise ValueError("must be memory:// or nats://host:port")
+        if not v.startswith(("memory://", "sqlite:///", "nats://")):
+            raise ValueError("must be memory://, sqlite:///PATH or nats://host:port")
         return v
 
     @model_validator(mode="after")

@@ -31,7 +31,7 @@ def build_runtime(
 ) -> Runtime:
     """Engine, sessions and bus from `settings`; the schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = make_engine(settings.sqlalchemy_url, shared_writers=settings.workers > 1)
     if run_migrations:
         migrate(engine)
     bus = make_bus(settings.bus_url)

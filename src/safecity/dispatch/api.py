@@ -4,17 +4,17 @@ response-time reports and KPIs."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
 
 from safecity.core.auth import Perm
 from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
-from safecity.core.errors import InvalidInput, invalid_input_from
-from safecity.core.runtime import Runtime
+from safecity.core.errors import InvalidInput, SafeCityError, invalid_input_from
+from safecity.core.writer import shared_writer
 from safecity.dispatch import service
 from safecity.dispatch.schemas import (
     AlertOut,
@@ -119,14 +119,12 @@ def unit_status(
     status_code=202,
     dependencies=[requires(Perm.INCIDENTS_READ)],
 )
-def unit_location(
-    unit_id: int, body: PingIn, runtime: RuntimeDep, session: SessionDep
+async def unit_location(
+    unit_id: int, body: PingIn, request: Request, runtime: RuntimeDep
 ) -> PingsAccepted:
     """One GPS fix of a unit."""
-    n = service.ingest_pings(
-        session, pings=[Ping(unit_id=unit_id, **body.model_dump())], now=runtime.clock.now()
-    )
-    session.commit()
+    ping = Ping(unit_id=unit_id, **body.model_dump())
+    n = await _take_fixes(request.app, [ping], runtime.clock.now())
     return PingsAccepted(accepted=n)
 
 
@@ -155,16 +153,27 @@ async def unit_locations(
         pings = _PINGS.validate_json(await request.body())
     except ValidationError as exc:
         raise invalid_input_from(list(exc.errors())) from None
-    now = runtime.clock.now()
-    n = await run_in_threadpool(_store_pings, runtime, pings, now)
+    n = await _take_fixes(request.app, pings, runtime.clock.now())
     return PingsAccepted(accepted=n)
 
 
-def _store_pings(runtime: Runtime, pings: list[Ping], now: datetime) -> int:
-    with runtime.sessions() as session:
-        n = service.ingest_pings(session, pings=pings, now=now)
-        session.commit()
-    return n
+#: The name GPS fixes are registered under on the app's group-commit writer.
+FIXES = "dispatch.fixes"
+
+
+def _fix_batches(session: Session, batches: list[service.PingBatch]) -> list[int | SafeCityError]:
+    return service.ingest_ping_batches(session, batches=batches)
+
+
+async def _take_fixes(app: Any, pings: list[Ping], now: datetime) -> int:
+    """Store fixes through the app's one writer thread, in the same transaction as the calls
+    taken in beside them (see `core.writer`): a request of its own would wait for the one
+    SQLite connection the writer keeps busy. Answered once committed."""
+    if not pings:
+        return 0
+    writer = shared_writer(app)
+    kind = writer.register(FIXES, _fix_batches)  # the same kind after the first time
+    return await writer.take(kind, service.PingBatch(pings=pings, now=now))
 
 
 @router.get("/alerts", response_model=list[AlertOut])

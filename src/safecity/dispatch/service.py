@@ -13,16 +13,23 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal, Role
+from safecity.core.bulk import BulkStatement
 from safecity.core.db import publish_after_commit
-from safecity.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from safecity.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SafeCityError,
+    Unauthenticated,
+)
 from safecity.dispatch.models import Assignment, PanicDevice, ResponseAlert, UnitPosition
 from safecity.dispatch.schemas import (
     AlertOut,
@@ -392,37 +399,99 @@ def assignments_of(
     return [AssignmentOut.model_validate(a) for a in session.scalars(q)]
 
 
+#: The most fixes one batch may hold.
+MAX_PINGS = 10_000
+
+#: AVL history rows: thousands a second, so without SQLAlchemy's per-row parameter work
+#: (see `core.bulk`).
+_POSITIONS = cast(Table, UnitPosition.__table__)
+_KEEP_POSITIONS = BulkStatement(
+    insert(_POSITIONS)
+    .inline()  # no primary keys fetched back (RETURNING on PostgreSQL)
+    .values(
+        unit_id=bindparam("unit_id"),
+        at=bindparam("at"),
+        lon=bindparam("lon"),
+        lat=bindparam("lat"),
+        speed_kmh=bindparam("speed_kmh"),
+    ),
+    names=("unit_id", "at", "lon", "lat", "speed_kmh"),
+)
+
+_Row = tuple[int, float, float, datetime]  # unit_id, lon, lat, at
+
+
+@dataclass(frozen=True)
+class PingBatch:
+    """One posted batch of GPS fixes waiting to be stored, with the server time it came."""
+
+    pings: Sequence[Ping]
+    now: datetime
+
+
+def _checked(pings: Sequence[Ping], now: datetime) -> list[_Row]:
+    """The batch's rows, or its refusal: every check that needs no database."""
+    if len(pings) > MAX_PINGS:
+        raise InvalidInput(f"at most {MAX_PINGS} positions per batch")
+    rows = [(p.unit_id, p.lon, p.lat, p.at or now) for p in pings]
+    latest_ok = now + timedelta(minutes=5)
+    for _, _, _, at in rows:
+        if at.tzinfo is None:
+            raise InvalidInput("position time must carry a time zone (e.g. 2026-11-23T10:00Z)")
+        if at > latest_ok:
+            raise InvalidInput(f"position time {at.isoformat()} is in the future")
+    return rows
+
+
+def _store(session: Session, pings: Sequence[Ping], rows: list[_Row]) -> int:
+    registry.record_positions(session, positions=rows)
+    _KEEP_POSITIONS.execute(
+        session.connection(),
+        {
+            "unit_id": [r[0] for r in rows],
+            "at": [r[3] for r in rows],
+            "lon": [r[1] for r in rows],
+            "lat": [r[2] for r in rows],
+            "speed_kmh": [p.speed_kmh for p in pings],
+        },
+    )
+    return len(rows)
+
+
 def ingest_pings(session: Session, *, pings: Sequence[Ping], now: datetime) -> int:
     """GPS fixes from units (one or a batch): the units' positions are updated and every fix
     is kept as AVL history. Flushes; the caller commits."""
     if not pings:
         return 0
-    if len(pings) > 10_000:
-        raise InvalidInput("at most 10000 positions per batch")
-    rows = [(p.unit_id, p.lon, p.lat, p.at or now) for p in pings]
-    for _, _, _, at in rows:
-        if at.tzinfo is None:
-            raise InvalidInput("position time must carry a time zone (e.g. 2026-11-23T10:00Z)")
-        if at > now + timedelta(minutes=5):
-            raise InvalidInput(f"position time {at.isoformat()} is in the future")
-    registry.record_positions(session, positions=rows)
-    table = UnitPosition.__table__
-    assert isinstance(table, Table)
-    # Core executemany: an AVL gateway sends thousands of fixes a second.
-    session.connection().execute(
-        insert(table),
-        [
-            {
-                "unit_id": p.unit_id,
-                "at": p.at or now,
-                "lon": p.lon,
-                "lat": p.lat,
-                "speed_kmh": p.speed_kmh,
-            }
-            for p in pings
-        ],
-    )
-    return len(pings)
+    return _store(session, pings, _checked(pings, now))
+
+
+def ingest_ping_batches(
+    session: Session, *, batches: Sequence[PingBatch]
+) -> list[int | SafeCityError]:
+    """Many posted batches in one transaction (the AVL kind of the group-commit writer): each
+    is stored whole or refused whole, on its own, with `ingest_pings`' rules. Every check is
+    made before anything is written (the units of all the batches with one lookup), so a
+    refused batch leaves nothing behind in the shared transaction. Flushes; the caller
+    commits."""
+    results: list[int | SafeCityError] = [0] * len(batches)
+    checked: list[tuple[int, list[_Row]]] = []
+    for i, batch in enumerate(batches):
+        if not batch.pings:
+            continue
+        try:
+            checked.append((i, _checked(batch.pings, batch.now)))
+        except SafeCityError as exc:
+            results[i] = exc
+    missing = registry.missing_units(session, unit_ids={r[0] for _, rows in checked for r in rows})
+    for i, rows in checked:
+        if missing:
+            gone = missing.intersection(r[0] for r in rows)
+            if gone:
+                results[i] = registry.unknown_units(gone)
+                continue
+        results[i] = _store(session, batches[i].pings, rows)
+    return results
 
 
 # --------------------------------------------------------------------------- alerts

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry import mapping
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds
@@ -266,28 +268,47 @@ class StationLocator:
 
 
 class _LocatorCache:
-    """One locator per database, rebuilt after a station import."""
+    """One locator per database, rebuilt after a station import: at once in the process
+    that imported, and within `check_s` in the others (`serve --workers`), which notice
+    the stations' row count or newest change time move."""
+
+    check_s = 5.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_db: dict[str, StationLocator] = {}
+        # database -> (locator, fingerprint of its station rows, next check time)
+        self._by_db: dict[str, tuple[StationLocator, tuple[int, Any], float]] = {}
 
     def get(self, session: Session) -> StationLocator:
         key = session.get_bind().engine.url.render_as_string(hide_password=True)
         with self._lock:
-            loc = self._by_db.get(key)
-        if loc is None:
-            rows = list(
-                session.scalars(select(Jurisdiction).where(Jurisdiction.level == "station"))
-            )
-            loc = StationLocator(rows)
+            hit = self._by_db.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[2] > now:
+            return hit[0]
+        stamp = _stations_stamp(session)
+        if hit is not None and hit[1] == stamp:
             with self._lock:
-                self._by_db[key] = loc
+                self._by_db[key] = (hit[0], stamp, now + self.check_s)
+            return hit[0]
+        rows = list(session.scalars(select(Jurisdiction).where(Jurisdiction.level == "station")))
+        loc = StationLocator(rows)
+        with self._lock:
+            self._by_db[key] = (loc, stamp, now + self.check_s)
         return loc
 
     def invalidate(self) -> None:
         with self._lock:
             self._by_db.clear()
+
+
+def _stations_stamp(session: Session) -> tuple[int, Any]:
+    n, newest = session.execute(
+        select(func.count(Jurisdiction.id), func.max(Jurisdiction.updated_at)).where(
+            Jurisdiction.level == "station"
+        )
+    ).one()
+    return int(n or 0), newest
 
 
 _LOCATORS = _LocatorCache()
@@ -301,6 +322,15 @@ def check_point(lon: float, lat: float) -> None:
         )
     if not (np.isfinite(lat) and np.isfinite(lon)):
         raise InvalidInput("coordinates must be finite numbers")
+
+
+def check_points(lons: npt.NDArray[np.float64], lats: npt.NDArray[np.float64]) -> None:
+    """`check_point` for many points at once (vectorised); the first bad point is refused
+    with `check_point`'s own message. (NaN and infinities fail the range test, as there.)"""
+    ok = (lats >= -90.0) & (lats <= 90.0) & (lons >= -180.0) & (lons <= 180.0)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        check_point(float(lons[i]), float(lats[i]))
 
 
 def station_locator(session: Session) -> StationLocator:

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, principal_for
 from safecity.core.errors import InvalidInput, PayloadTooLarge, SafeCityError, invalid_input_from
 from safecity.core.runtime import Runtime
+from safecity.core.writer import shared_writer
 from safecity.incidents import service
 from safecity.incidents.intake import CallIntake
 from safecity.incidents.schemas import (
@@ -100,10 +101,12 @@ async def post_call(
 
 
 def call_intake(app: Any) -> CallIntake:
-    """The app's group-commit writer (made here when the app was built without one)."""
+    """The app's call intake (made here, on the app's shared group-commit writer, when the
+    app was built without one)."""
     intake: CallIntake | None = getattr(app.state, "call_intake", None)
     if intake is None:
-        intake = CallIntake(app.state.runtime.sessions)
+        writer = shared_writer(app)
+        intake = CallIntake(writer.sessions, writer=writer)
         app.state.call_intake = intake
     return intake
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from safecity.core.bulk import BulkStatement
 from safecity.core.db import Base, publish_after_commit
 from safecity.core.errors import Conflict, InvalidInput, NotFound
 from safecity.geo import service as geo
@@ -356,6 +357,39 @@ def unit_points(
     )
 
 
+#: The units' live positions, one row per unit: run thousands of times a second for an AVL
+#: gateway, so without SQLAlchemy's per-row parameter work (see `core.bulk`).
+_UNITS = cast(Table, Unit.__table__)
+_MOVE_UNITS = BulkStatement(
+    update(_UNITS)
+    .where(_UNITS.c.id == bindparam("b_id"))
+    .values(
+        lon=bindparam("lon"),
+        lat=bindparam("lat"),
+        last_seen=bindparam("last_seen"),
+        station_id=bindparam("station_id"),
+        tehsil_id=bindparam("tehsil_id"),
+        district_id=bindparam("district_id"),
+    ),
+    names=("b_id", "lon", "lat", "last_seen", "station_id", "tehsil_id", "district_id"),
+)
+
+
+def missing_units(session: Session, *, unit_ids: Iterable[int]) -> set[int]:
+    """Which of `unit_ids` are no unit: one statement for up to 5,000 ids."""
+    ids = sorted(set(unit_ids))
+    conn = session.connection()
+    known: set[int] = set()
+    for k in range(0, len(ids), 5000):  # well within any database's parameter limit
+        known.update(conn.scalars(_KNOWN_UNITS, {"ids": ids[k : k + 5000]}))
+    return {i for i in ids if i not in known}
+
+
+def unknown_units(missing: Iterable[int]) -> NotFound:
+    """The refusal of positions of units that do not exist."""
+    return NotFound(f"unknown unit id(s): {', '.join(map(str, sorted(missing)[:20]))}")
+
+
 def record_positions(
     session: Session, *, positions: list[tuple[int, float, float, datetime]]
 ) -> list[tuple[int, float, float, datetime]]:
@@ -368,62 +402,49 @@ def record_positions(
         if p[0] not in latest or p[3] >= latest[p[0]][3]:
             latest[p[0]] = p
     rows = list(latest.values())
-    for _, lon, lat, _ in rows:
-        geo.check_point(lon, lat)
+    uids, lons, lats, ats = (list(c) for c in zip(*rows, strict=True))
+    lon_a = np.array(lons, dtype=np.float64)
+    lat_a = np.array(lats, dtype=np.float64)
+    geo.check_points(lon_a, lat_a)
     locator = geo.station_locator(session)
-    st_ids, _inside = locator.locate_many(
-        np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
-    )
-    params = []
-    for (uid, lon, lat, at), sid in zip(rows, st_ids.tolist(), strict=True):
-        ids_ = locator.stations[sid]
-        params.append(
-            {
-                "b_id": uid,
-                "lon": lon,
-                "lat": lat,
-                "last_seen": at,
-                "station_id": sid,
-                "tehsil_id": ids_.tehsil_id,
-                "district_id": ids_.district_id,
-            }
-        )
-    table = Unit.__table__
-    assert isinstance(table, Table)
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            lon=bindparam("lon"),
-            lat=bindparam("lat"),
-            last_seen=bindparam("last_seen"),
-            station_id=bindparam("station_id"),
-            tehsil_id=bindparam("tehsil_id"),
-            district_id=bindparam("district_id"),
-        )
-    )
+    st_ids, _inside = locator.locate_many(lon_a, lat_a)
+    sids: list[int] = st_ids.tolist()
+    stations = [locator.stations[sid] for sid in sids]
+    tehsils = [st.tehsil_id for st in stations]
+    districts = [st.district_id for st in stations]
     conn = session.connection()
-    updated = conn.execute(stmt, params).rowcount
+    updated = _MOVE_UNITS.execute(
+        conn,
+        {
+            "b_id": uids,
+            "lon": lons,
+            "lat": lats,
+            "last_seen": ats,
+            "station_id": sids,
+            "tehsil_id": tehsils,
+            "district_id": districts,
+        },
+    ).rowcount
     # Unknown units are found from the update's row count where the driver reports it for
     # a batch (SQLite, psycopg), which spares a lookup per batch; the caller's transaction
     # is then rolled back.
-    if not conn.dialect.supports_sane_multi_rowcount or updated != len(params):
-        ids = sorted(latest)
-        known = set(conn.scalars(_KNOWN_UNITS, {"ids": ids}))
-        missing = [i for i in ids if i not in known]
+    if not conn.dialect.supports_sane_multi_rowcount or updated != len(rows):
+        missing = missing_units(session, unit_ids=uids)
         if missing:
-            raise NotFound(f"unknown unit id(s): {', '.join(map(str, missing[:20]))}")
-    for q in params:
+            raise unknown_units(missing)
+    for uid, lon, lat, at, sid, district in zip(
+        uids, lons, lats, ats, sids, districts, strict=True
+    ):
         publish_after_commit(
             session,
             "units.location",
             {
-                "id": q["b_id"],
-                "lon": q["lon"],
-                "lat": q["lat"],
-                "station_id": q["station_id"],
-                "district_id": q["district_id"],
-                "at": q["last_seen"].isoformat(),
+                "id": uid,
+                "lon": lon,
+                "lat": lat,
+                "station_id": sid,
+                "district_id": district,
+                "at": at.isoformat(),
             },
         )
     return rows

@@ -128,9 +128,10 @@ def prepare(data_dir: Path, *, short_targets: bool = False) -> dict[str, Any]:
         rt.close()
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, *, processes: int = 1) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")}
     env.update(
+        SAFECITY_WORKERS=str(processes),
         SAFECITY_MODE="demo",
         SAFECITY_DATA_DIR=str(data_dir),
         SAFECITY_PORT=str(port),
@@ -404,13 +405,14 @@ def run_cad_bench(
     kill: bool = False,
     workers: int = 8,
     keep: bool = False,
+    server_processes: int = 1,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="safecity-bench-cad-"))
     proc = None
     if url is None:
         cfg = prepare(tmp, short_targets=kill)
         port = _free_port()
-        proc = start_server(tmp, port)
+        proc = start_server(tmp, port, processes=server_processes)
         url = f"http://127.0.0.1:{port}"
     else:
         raise SystemExit(
@@ -456,11 +458,15 @@ def run_cad_bench(
     if kill:
         time.sleep(max(0.0, start + duration / 2 - time.monotonic()))
         assert proc is not None
+        children = _children(proc.pid)  # API worker processes, with --server-processes
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed_wall = datetime.now(UTC)
+        orphans = _still_running(children, wait_s=5.0)
         restarted_at = time.monotonic()
-        proc = start_server(tmp, int(urllib.parse.urlsplit(url).port or 0))
+        proc = start_server(
+            tmp, int(urllib.parse.urlsplit(url).port or 0), processes=server_processes
+        )
         restart_s = time.monotonic() - restarted_at
     results: dict[str, Any] = {}
     calls: list[tuple[float, float, int, int, str]] = []
@@ -507,6 +513,7 @@ def run_cad_bench(
         "failed_pings": failed_pings,
         "target_rate": rate,
         "duration_s": duration,
+        "server_processes": server_processes,
         "kill": kill,
     }
     slow = Counter(int(c[0] - start) for c in answered if c[1] - c[0] > 0.1)
@@ -519,6 +526,7 @@ def run_cad_bench(
         ]
     if kill:
         summary["restart_s"] = round(restart_s, 2)
+        summary["workers_left_after_kill"] = orphans
         summary.update(_timers_after_restart(tmp, killed_wall))
     if not keep:
         import shutil
@@ -527,6 +535,37 @@ def run_cad_bench(
     else:
         summary["data_dir"] = str(tmp)
     return summary
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _still_running(pids: list[int], *, wait_s: float) -> int:
+    """How many of `pids` are still running after up to `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    alive = pids
+    while True:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        if not alive or time.monotonic() >= deadline:
+            return len(alive)
+        time.sleep(0.1)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
 
 
 def _round(x: float | None) -> float | None:
