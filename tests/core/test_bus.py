@@ -151,3 +151,16 @@ def test_many_publishers_lose_nothing() -> None:
             seen.append((m.subject, m.data["i"]))
             m.ack()
     assert len(seen) == len(set(seen)) == 2000
+
+
+def test_closed_streams_leave_nothing_behind() -> None:
+    """Every console tab and SSE client opens consumers and closes them: a busy centre
+    opens thousands a day."""
+    from safecity.core.bus import InProcessBus
+
+    bus = InProcessBus()
+    for _ in range(1000):
+        bus.subscribe("incidents.>").close()
+    bus.subscribe("incidents.created", durable="mirror").close()
+    assert len(bus._states) == 1  # only the durable consumer, which resumes
+    assert bus.wants("incidents.created") and not bus.wants("units.location")

@@ -146,3 +146,29 @@ def test_a_closed_bus_refuses_to_publish(tmp_path: Path) -> None:
     bus.close()
     with pytest.raises(RuntimeError, match="closed"):
         bus.publish("incidents.created", {"incident_id": 1})
+
+
+def test_only_subjects_a_consumer_here_takes_are_copied_in(
+    pair: tuple[SharedFileBus, SharedFileBus],
+) -> None:
+    a, b = pair
+    sub = b.subscribe("incidents.>")
+    a.publish_many([("units.location", {"unit_id": n}) for n in range(50)])
+    a.publish("incidents.created", {"incident_id": 1})
+    assert [m.data for m in _drain(sub, 1)] == [{"incident_id": 1}]
+    assert b.last_seq == 1  # the 50 positions nobody here reads were not decoded
+    sub.close()
+    late = b.subscribe("units.>")  # a reader now: what comes next is copied in
+    a.publish("units.location", {"unit_id": 99})
+    assert [m.data for m in _drain(late, 1)] == [{"unit_id": 99}]
+
+
+def test_a_durable_consumer_away_still_gets_its_subjects_copied_in(
+    pair: tuple[SharedFileBus, SharedFileBus],
+) -> None:
+    a, b = pair
+    b.subscribe("incidents.created", durable="mirror").close()
+    a.publish("incidents.created", {"incident_id": 5})
+    time.sleep(0.3)
+    again = b.subscribe("incidents.created", durable="mirror")
+    assert [m.data for m in _drain(again, 1)] == [{"incident_id": 5}]

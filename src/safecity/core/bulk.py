@@ -71,7 +71,7 @@ class BulkStatement:
         same length, at least one row). Returns the driver's result (its rowcount)."""
         c = self._for(conn.dialect)
         cols = {
-            name: list(map(c.processors[name], values)) if name in c.processors else values
+            name: _converted(c.processors[name], values) if name in c.processors else values
             for name, values in columns.items()
         }
         if set(cols) != set(self._names):
@@ -86,3 +86,19 @@ class BulkStatement:
                 for r in zip(*(cols[n] for n in names), strict=True)
             ]
         return conn.exec_driver_sql(c.sql, rows)
+
+
+def _converted(processor: Any, values: Sequence[Any]) -> list[Any]:
+    """`processor` over `values`, once per distinct value: the values that need it are
+    mostly times, and the fixes of one AVL batch mostly share one (the time it arrived)."""
+    done: dict[Any, Any] = {}
+    out = []
+    for v in values:
+        try:
+            got = done[v]
+        except KeyError:
+            got = done[v] = processor(v)
+        except TypeError:  # an unhashable value: convert it every time
+            got = processor(v)
+        out.append(got)
+    return out

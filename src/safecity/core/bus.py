@@ -187,7 +187,9 @@ class _InProcessSubscription(Subscription):
             self._closed = True
             if self._name is None:
                 self._bus._ephemeral.discard(id(self._state))
+                self._bus._states.pop(id(self._state), None)  # it never comes back
             self._bus._active.discard(id(self._state))
+            self._bus._wanted.clear()
             self._bus._cond.notify_all()
 
 
@@ -207,6 +209,7 @@ class InProcessBus(EventBus):
         self._states: dict[int, _ConsumerState] = {}
         self._ephemeral: set[int] = set()
         self._active: set[int] = set()
+        self._wanted: dict[str, bool] = {}  # subject -> does a consumer take it (`wants`)
         self._closed = False
 
     # -- publishing -------------------------------------------------------------------
@@ -214,7 +217,7 @@ class InProcessBus(EventBus):
         validate_subject(subject)
         with self._cond:
             ev = self._append(subject, data, msg_id)
-            self._wake_all()
+            self._wake_all({subject})
             return ev
 
     def publish_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
@@ -225,7 +228,7 @@ class InProcessBus(EventBus):
         with self._cond:
             out = [self._append(subject, data, None) for subject, data in events]
             if out:
-                self._wake_all()
+                self._wake_all({subject for subject, _ in events})
             return out
 
     def append_received(self, events: Sequence[tuple[str, dict[str, Any], str, datetime]]) -> None:
@@ -237,7 +240,7 @@ class InProcessBus(EventBus):
             for subject, data, event_id, at in events:
                 self._append(subject, data, None, event_id=event_id, at=at)
             if events:
-                self._wake_all()
+                self._wake_all({e[0] for e in events})
 
     def _append(
         self,
@@ -267,10 +270,31 @@ class InProcessBus(EventBus):
                 self._msg_ids.popitem(last=False)
         return ev
 
-    def _wake_all(self) -> None:
+    def _wake_all(self, subjects: set[str]) -> None:
+        # Only the consumers the new events are for: an AVL gateway publishes thousands of
+        # unit positions a second, and waking every console stream for each batch cost more
+        # than the streams' own work.
         self._cond.notify_all()
         for key in self._active:
-            self._wake_async(self._states[key])
+            st = self._states[key]
+            if st.waiters and any(subject_matches(st.subject_filter, s) for s in subjects):
+                self._wake_async(st)
+
+    def wants(self, subject: str) -> bool:
+        """Whether a consumer here (an active one, or a durable one that will resume) takes
+        events of `subject`: a shared bus need not copy in the others' events nobody here
+        reads."""
+        with self._cond:
+            got = self._wanted.get(subject)
+            if got is None:
+                durable = {id(st) for st in self._durables.values()}
+                got = any(
+                    subject_matches(st.subject_filter, subject)
+                    for key, st in self._states.items()
+                    if key in self._active or key in durable
+                )
+                self._wanted[subject] = got
+            return got
 
     @property
     def last_seq(self) -> int:
@@ -303,6 +327,7 @@ class InProcessBus(EventBus):
                     self._ephemeral.add(id(state))
                 self._states[id(state)] = state
             self._active.add(id(state))
+            self._wanted.clear()
             return _InProcessSubscription(self, state, durable)
 
     def _event_at(self, seq: int) -> Event | None:

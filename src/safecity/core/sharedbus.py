@@ -169,10 +169,13 @@ class SharedFileBus(EventBus):
         if not rows:
             return 0
         self._cursor = int(rows[-1][0])
+        # Only what a consumer here takes is decoded: most of an AVL gateway's positions
+        # have no reader in an API worker.
+        wants = self._local.wants
         theirs = [
             (subject, json.loads(data), msg_id, datetime.fromtimestamp(at, UTC))
             for _, origin, subject, data, msg_id, at in rows
-            if origin != self._origin
+            if origin != self._origin and wants(subject)
         ]
         if theirs:
             self._local.append_received(theirs)

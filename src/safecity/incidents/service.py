@@ -10,12 +10,13 @@ import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
 from safecity.core.db import Base, UTCDateTime, publish_after_commit
@@ -253,6 +254,7 @@ def receive_calls(
         location = locator.locate(call.lon, call.lat)
         batch.add(_NewIncident.open(i, req, itype, location, prank))
 
+    batch.load_targets(session)
     new_incidents = batch.new
     _insert_incidents(session, new_incidents)
     call_ids = _insert_calls(session, requests, links, new_incidents)
@@ -304,7 +306,36 @@ class _Target:
 
 @dataclass
 class _ExistingIncident(_Target):
-    pass
+    @classmethod
+    def candidate(
+        cls, id_: int, category: str, status: str, lon: float, lat: float, received: Any
+    ) -> _ExistingIncident:
+        """A duplicate candidate from the light read: the rest is filled in by
+        `_Batch.load_targets` if a call is linked to it."""
+        return cls(
+            id=id_,
+            category=category,
+            priority=0,
+            status=status,
+            lon=lon,
+            lat=lat,
+            station_id=0,
+            tehsil_id=None,
+            district_id=None,
+            province_id=None,
+            inside_jurisdiction=True,
+            call_count=0,
+            received_at=_as_utc(received),
+            updated_at=_as_utc(received),
+            description="",
+        )
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """A stored time as the driver gives it (SQLite: ISO text; PostgreSQL: aware)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -368,8 +399,10 @@ class _Batch:
         self._read_stored(session, requests)
 
     def _read_stored(self, session: Session, requests: Sequence[CallRequest]) -> None:
-        """Every incident received within the window in the cells around the batch's calls:
-        one statement for the batch."""
+        """Every open incident received within the window in the cells around the batch's
+        calls: one statement for the batch. A helpline peak makes this tens of rows per
+        call, so it reads only what matching needs, as plain driver values; the incidents
+        calls are linked to are read in full afterwards (`load_targets`)."""
         cells: set[int] = set()
         for req in requests:
             call = req.call
@@ -378,16 +411,26 @@ class _Batch:
         if not cells:
             return
         since = min(r.received_at for r in requests) - DUPLICATE_WINDOW
-        # Core, not the ORM: the ORM's execute costs more than the query here.
         rows = session.connection().execute(
             _RECENT_IN_CELLS, {"cells": sorted(cells), "since": since}
         )
-        for row in rows:
-            values = row._asdict()
-            cell = values.pop("cell_")
-            inc = _ExistingIncident(**values)
+        for id_, cell, lon, lat, category, status, received in rows:
+            if status not in _OPEN_VALUES or cell is None:
+                continue
+            inc = _ExistingIncident.candidate(id_, category, status, lon, lat, received)
             self.existing[inc.id] = inc
             self._stored_grid[cell].append(inc)
+
+    def load_targets(self, session: Session) -> None:
+        """Everything else of the stored incidents that calls of the batch were linked to."""
+        chosen = {inc.id: inc for inc in self.existing.values() if inc.calls}
+        if not chosen:
+            return
+        for row in session.connection().execute(_TARGETS, {"ids": sorted(chosen)}):
+            values = row._asdict()
+            inc = chosen[values.pop("id")]
+            for name, value in values.items():
+                setattr(inc, name, value)
 
     def add(self, inc: _NewIncident) -> None:
         self.new.append(inc)
@@ -402,9 +445,7 @@ class _Batch:
         best_d = DUPLICATE_RADIUS_M
         for cell in cells_around(call.lon, call.lat):
             stored: list[_Target] = [
-                inc
-                for inc in self._stored_grid.get(cell, ())
-                if inc.status in _OPEN_VALUES and inc.received_at >= since
+                inc for inc in self._stored_grid.get(cell, ()) if inc.received_at >= since
             ]
             for inc in [*stored, *self._new_grid.get(cell, ())]:
                 if not compatible(inc.category, call.category):
@@ -462,12 +503,23 @@ _TARGET_COLUMNS = (
 )
 _OPEN_VALUES = frozenset(s.value for s in OPEN)
 #: Incidents received since a time in some grid cells: the duplicate candidates of a
-#: batch of calls. Built once (a batch costs only its parameters). Status is checked in
-#: Python, so the planner has one index to use: (cell, received_at).
-_RECENT_IN_CELLS = select(*_TARGET_COLUMNS, Incident.cell.label("cell_")).where(
+#: batch of calls, only what matching needs, the time as the driver stores it (see
+#: `_Batch._read_stored`). Built once (a batch costs only its parameters). Status is
+#: checked in Python, so the planner has one index to use: (cell, received_at).
+_RECENT_IN_CELLS = select(
+    Incident.id,
+    Incident.cell,
+    Incident.lon,
+    Incident.lat,
+    Incident.category,
+    Incident.status,
+    type_coerce(Incident.received_at, NullType()),  # no result processing
+).where(
     Incident.cell.in_(bindparam("cells", expanding=True)),
     Incident.received_at >= bindparam("since", type_=UTCDateTime()),
 )
+#: The rest of the incidents a batch's calls were linked to.
+_TARGETS = select(*_TARGET_COLUMNS).where(Incident.id.in_(bindparam("ids", expanding=True)))
 
 
 #: Calls already taken in under some external ids (statements built once: see above).
