@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, text
 from sqlalchemy.orm import Session
 
 from safecity.core.errors import InvalidInput, SafeCityError
@@ -25,11 +26,16 @@ class Probe:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # Portable DDL (an id that numbers itself on SQLite and PostgreSQL alike).
+        probe_table = Table(
+            "writer_probe",
+            MetaData(),
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("kind", String(8), nullable=False),
+            Column("value", String(64), nullable=False, unique=True),
+        )
         with rt.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "CREATE TABLE IF NOT EXISTS writer_probe "
-                "(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL UNIQUE)"
-            )
+            probe_table.create(conn, checkfirst=True)
         self.cycles: list[tuple[str, tuple[str, ...], int]] = []  # kind, items, session id
         self.commits = 0
         self.gate = threading.Event()
@@ -154,8 +160,8 @@ def test_an_answer_means_committed(writer: GroupWriter, probe: Probe, runtime: R
         # Runs in the writer thread as the future is answered: a fresh connection must
         # already see the row.
         with runtime.engine.connect() as conn:
-            row = conn.exec_driver_sql(
-                "SELECT count(*) FROM writer_probe WHERE id = ?", (fut.result(),)
+            row = conn.execute(
+                text("SELECT count(*) FROM writer_probe WHERE id = :id"), {"id": fut.result()}
             ).scalar_one()
         seen.append(row == 1)
 
@@ -164,6 +170,10 @@ def test_an_answer_means_committed(writer: GroupWriter, probe: Probe, runtime: R
         f.add_done_callback(check)
     for f in futs:
         f.result(timeout=30)
+    # A callback runs after its future is answered (in the writer thread): wait for all.
+    deadline = time.monotonic() + 30
+    while len(seen) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert seen == [True] * 20
 
 
