@@ -34,6 +34,10 @@ from safecity.core.bus import Event, EventBus, InProcessBus, Subscription, valid
 
 log = logging.getLogger(__name__)
 
+#: After this long without events from the other processes, the file is read less often.
+IDLE_AFTER_S = 1.0
+IDLE_POLL_S = 0.02
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -145,6 +149,7 @@ class SharedFileBus(EventBus):
     # -- following the other processes -------------------------------------------------
     def _follow(self) -> None:
         next_trim = time.monotonic() + 10.0
+        last_seen = time.monotonic()
         while not self._stop.is_set():
             try:
                 got = self._read_new()
@@ -157,7 +162,14 @@ class SharedFileBus(EventBus):
                 log.exception("reading the shared event file failed; retrying")
                 got = 0
                 self._stop.wait(0.5)
-            if got == 0:
+            now = time.monotonic()
+            if got:
+                last_seen = now
+            elif now - last_seen > IDLE_AFTER_S:
+                # A quiet system: look less often (the first event after a lull waits a
+                # little longer; under load every look finds something).
+                self._stop.wait(IDLE_POLL_S)
+            else:
                 self._stop.wait(self._poll_s)
 
     def _read_new(self) -> int:
