@@ -71,12 +71,16 @@ def test_a_message_id_is_stored_once_across_processes(
     pair: tuple[SharedFileBus, SharedFileBus],
 ) -> None:
     a, b = pair
-    sub = a.subscribe("alerts.>")
+    sub_a, sub_b = a.subscribe("alerts.>"), b.subscribe("alerts.>")
     a.publish("alerts.fired", {"alert": 1}, msg_id="alert-1-level-2")
     b.publish("alerts.fired", {"alert": 1}, msg_id="alert-1-level-2")
     b.publish("alerts.fired", {"alert": 2}, msg_id="alert-2-level-1")
-    got = _drain(sub, 3, timeout=1.0)
-    assert [m.data["alert"] for m in got] == [1, 2]
+    a.publish("alerts.fired", {"alert": 2}, msg_id="alert-2-level-1")
+    for sub in (sub_a, sub_b):
+        got = _drain(sub, 3, timeout=1.0)
+        assert sorted(m.data["alert"] for m in got) == [1, 2]
+    rows = a._writer.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert rows == 2
 
 
 def test_a_bus_started_later_sees_only_new_events(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ class SharedFileBus(EventBus):
         self._keep = keep_events
         self._writer = _connect(path)
         self._writer.execute(_SCHEMA)
+        self._writer.execute("CREATE UNIQUE INDEX IF NOT EXISTS events_msg_id ON events (msg_id)")
         self._write_lock = threading.Lock()
         # Appends of all processes queue on a lock file: waiting in SQLite's busy handler
         # sleeps milliseconds at a time (see core/db.py, _SharedWriterConnection).
@@ -93,26 +94,27 @@ class SharedFileBus(EventBus):
     # -- publishing -------------------------------------------------------------------
     def publish(self, subject: str, data: dict[str, Any], *, msg_id: str | None = None) -> Event:
         validate_subject(subject)
-        if msg_id is not None:
-            # De-duplication must hold across processes: the file decides.
-            with self._write_lock:
-                seen = self._writer.execute(
-                    "SELECT 1 FROM events WHERE msg_id = ? LIMIT 1", (msg_id,)
-                ).fetchone()
-            if seen is not None:
-                return self._local.publish(subject, data, msg_id=msg_id)
-        ev = self._local.publish(subject, data, msg_id=msg_id)
-        self._append([ev])
-        return ev
+        if msg_id is None:
+            ev = self._local.publish(subject, data)
+            self._append([ev])
+            return ev
+        # De-duplication must hold across processes: the file decides (a unique index on
+        # the id), and only a first publish reaches the subscribers here.
+        ev = Event(subject, data, 0, msg_id, datetime.now(UTC))
+        if not self._append([ev], unless_seen=True):
+            return ev
+        return self._local.publish(subject, data, msg_id=msg_id)
 
     def publish_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
         out = self._local.publish_many(events)
         self._append(out)
         return out
 
-    def _append(self, events: list[Event]) -> None:
+    def _append(self, events: list[Event], *, unless_seen: bool = False) -> bool:
+        """Append to the file; with `unless_seen`, one event whose id may be there already:
+        returns whether it was new."""
         if not events:
-            return
+            return True
         rows = [
             (
                 self._origin,
@@ -129,14 +131,16 @@ class SharedFileBus(EventBus):
             with self._file_lock():
                 self._writer.execute("BEGIN IMMEDIATE")
                 try:
-                    self._writer.executemany(
-                        "INSERT INTO events (origin, subject, data, msg_id, at) VALUES (?,?,?,?,?)",
+                    cur = self._writer.executemany(
+                        f"INSERT {'OR IGNORE ' if unless_seen else ''}INTO events "
+                        "(origin, subject, data, msg_id, at) VALUES (?,?,?,?,?)",
                         rows,
                     )
                     self._writer.execute("COMMIT")
                 except BaseException:
                     self._writer.execute("ROLLBACK")
                     raise
+        return cur.rowcount > 0
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
