@@ -164,3 +164,17 @@ def test_closed_streams_leave_nothing_behind() -> None:
     bus.subscribe("incidents.created", durable="mirror").close()
     assert len(bus._states) == 1  # only the durable consumer, which resumes
     assert bus.wants("incidents.created") and not bus.wants("units.location")
+
+
+def test_the_stream_forgets_events_older_than_its_age_limit() -> None:
+    import time
+
+    from safecity.core.bus import InProcessBus
+
+    bus = InProcessBus(max_age_s=0.2)
+    sub = bus.subscribe("vision.>", deliver="all")
+    bus.publish("vision.events.zone", {"n": 1})
+    time.sleep(0.3)
+    bus.publish("vision.events.zone", {"n": 2})
+    assert len(bus._events) == 1  # memory holds only what a live consumer may still need
+    assert [m.data["n"] for m in sub.fetch(batch=10, timeout=0.1)] == [2]

@@ -9,7 +9,8 @@ Modelled on NATS JetStream so the JetStream adapter drops in behind the same int
 - a durable consumer resumes where it stopped after `close()` and a new `subscribe()`.
 
 `InProcessBus` is the embedded default: thread-safe (services publish from worker threads,
-the console consumes in asyncio), and bounded by `max_events` like a JetStream limits policy.
+the console consumes in asyncio), and bounded by `max_events` and `max_age_s` like a JetStream
+limits policy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 
@@ -196,13 +197,23 @@ class _InProcessSubscription(Subscription):
 class InProcessBus(EventBus):
     """In-memory stream + consumers for one process (the embedded default)."""
 
-    def __init__(self, *, max_events: int = 200_000, dedupe_window: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_events: int = 200_000,
+        max_age_s: float = 300.0,
+        dedupe_window: int = 100_000,
+    ) -> None:
         self._cond = threading.Condition()
         self._events: deque[Event] = deque()
         self._first_seq = 1
         self._seq = itertools.count(1)
         self._last_seq = 0
         self._max_events = max_events
+        # Like JetStream's MaxAge: this stream serves live consumers, not history (that is
+        # in the database). Without it memory grew for as long as the 200,000 events took
+        # to fill: 20 cameras' video events alone added 76 MB in ten minutes.
+        self._max_age = timedelta(seconds=max_age_s)
         self._msg_ids: OrderedDict[str, Event] = OrderedDict()
         self._dedupe_window = dedupe_window
         self._durables: dict[str, _ConsumerState] = {}
@@ -261,7 +272,8 @@ class InProcessBus(EventBus):
         )
         self._events.append(ev)
         self._last_seq = seq
-        while len(self._events) > self._max_events:
+        too_old = ev.time - self._max_age
+        while len(self._events) > self._max_events or self._events[0].time < too_old:
             self._events.popleft()
             self._first_seq += 1
         if msg_id is not None:
