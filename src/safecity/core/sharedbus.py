@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -30,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 from safecity.core.bus import Event, EventBus, InProcessBus, Subscription, validate_subject
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 #: After this long without events from the other processes, the file is read less often.
 IDLE_AFTER_S = 1.0
 IDLE_POLL_S = 0.02
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -119,7 +121,11 @@ class SharedFileBus(EventBus):
             (
                 self._origin,
                 ev.subject,
-                json.dumps(ev.data, separators=(",", ":"), default=str),
+                # orjson: every event of every process is encoded here and decoded by
+                # each other process that reads its subject; the standard library's
+                # json took 5% of a busy API worker's time.
+                # Datetimes pass to `str` like the standard library's `default=str` did.
+                orjson.dumps(ev.data, default=str, option=_ORJSON_OPTIONS),
                 ev.id,
                 ev.time.timestamp(),
             )
@@ -189,7 +195,7 @@ class SharedFileBus(EventBus):
         # have no reader in an API worker.
         wants = self._local.wants
         theirs = [
-            (subject, json.loads(data), msg_id, datetime.fromtimestamp(at, UTC))
+            (subject, orjson.loads(data), msg_id, datetime.fromtimestamp(at, UTC))
             for _, origin, subject, data, msg_id, at in rows
             if origin != self._origin and wants(subject)
         ]
