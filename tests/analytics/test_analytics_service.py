@@ -326,3 +326,51 @@ def test_cli_import(
     assert "no police station areas are loaded" in out
     assert main([*args, "--type-col", "Nope"]) == 2
     assert "no column 'Nope'" in capsys.readouterr().err
+
+
+def test_the_live_mirror_copies_a_burst_of_incidents_in_one_transaction(
+    runtime: Runtime,
+) -> None:
+    """Incidents published close together are mirrored by one commit (each commit queues
+    behind call intake for the database writer), and all of them arrive."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    commits: list[str] = []
+
+    def on_commit(_conn: Any) -> None:
+        commits.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "commit", on_commit)
+    stop = service.start_live_mirror(runtime)
+    try:
+        for i in range(5):
+            runtime.bus.publish(
+                "incidents.created",
+                {
+                    "incident_id": 100 + i, "category": "robbery", "lon": 71.54, "lat": 34.02,
+                    "station_id": None, "tehsil_id": None, "district_id": None,
+                    "province_id": None, "received_at": f"2018-12-30T10:0{i}:00+00:00",
+                },
+            )  # fmt: skip
+            time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while True:
+            with runtime.sessions() as s:
+                n = s.scalar(
+                    select(func.count())
+                    .select_from(HistoryIncident)
+                    .where(HistoryIncident.dataset == "live")
+                )
+            if n == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert n == 5
+    finally:
+        t0 = time.monotonic()
+        stop()
+        assert time.monotonic() - t0 < 3.0, "stopping the mirror waited for its linger"
+        event.remove(runtime.engine, "commit", on_commit)
+    assert commits.count("analytics-live-mirror") == 1, commits
