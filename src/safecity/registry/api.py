@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query
 
 from safecity.core.auth import Perm
-from safecity.core.deps import RuntimeDep, SessionDep, requires
+from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
 from safecity.registry import service
 from safecity.registry.schemas import (
     AgencyIn,
@@ -105,9 +105,12 @@ def import_sites(
 # -- cameras
 @router.get("/cameras", response_model=list[CameraOut], dependencies=READ)
 def cameras(
-    session: SessionDep, site_id: int | None = None, station_id: int | None = None
+    session: SessionDep,
+    actor: CurrentUser,
+    site_id: int | None = None,
+    station_id: int | None = None,
 ) -> list[CameraOut]:
-    return service.list_cameras(session, site_id=site_id, station_id=station_id)
+    return service.list_cameras(session, site_id=site_id, station_id=station_id, actor=actor)
 
 
 @router.post("/cameras", response_model=CameraOut, status_code=201, dependencies=WRITE)
@@ -118,8 +121,8 @@ def add_camera(body: CameraIn, session: SessionDep, runtime: RuntimeDep) -> Came
 
 
 @router.get("/cameras/{camera_id}", response_model=CameraOut, dependencies=READ)
-def camera(camera_id: int, session: SessionDep) -> CameraOut:
-    return service.get_camera(session, camera_id=camera_id)
+def camera(camera_id: int, session: SessionDep, actor: CurrentUser) -> CameraOut:
+    return service.visible_camera(session, camera_id=camera_id, actor=actor)
 
 
 @router.patch("/cameras/{camera_id}", response_model=CameraOut, dependencies=WRITE)

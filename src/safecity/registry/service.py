@@ -15,9 +15,10 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from safecity.core.auth import JurisdictionIds, Principal
 from safecity.core.bulk import BulkStatement
 from safecity.core.db import Base, publish_after_commit
-from safecity.core.errors import Conflict, InvalidInput, NotFound
+from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from safecity.geo import service as geo
 from safecity.registry.models import Agency, Camera, Officer, Site, Unit
 from safecity.registry.schemas import (
@@ -182,14 +183,56 @@ def get_camera(session: Session, *, camera_id: int) -> CameraOut:
 
 
 def list_cameras(
-    session: Session, *, site_id: int | None = None, station_id: int | None = None
+    session: Session,
+    *,
+    site_id: int | None = None,
+    station_id: int | None = None,
+    actor: Principal | None = None,
 ) -> list[CameraOut]:
+    """Cameras, of a site or a station, and with `actor` only those it may see."""
     q = select(Camera).order_by(Camera.id)
+    visible = cameras_visible_to(session, actor=actor) if actor is not None else None
+    if visible is not None:
+        q = q.where(Camera.id.in_(visible))
     if site_id is not None:
         q = q.where(Camera.site_id == site_id)
     if station_id is not None:
         q = q.where(Camera.station_id == station_id)
     return [CameraOut.model_validate(r) for r in session.scalars(q)]
+
+
+# Cameras are seen within a jurisdiction: an SHO or a field officer sees his station's
+# cameras (live pictures, snapshots, zones drawn on an embassy's wall), a district SP his
+# district's; the command centre (scope "all") sees every camera. A camera belongs where
+# it stands (outside every area: to the nearest station, like a call from there).
+
+
+def _jurisdiction(
+    session: Session, station_id: int | None, district_id: int | None
+) -> JurisdictionIds:
+    place = station_id if station_id is not None else district_id
+    return geo.ids_of(session, jurisdiction_id=place) if place is not None else JurisdictionIds()
+
+
+def cameras_visible_to(session: Session, *, actor: Principal) -> set[int] | None:
+    """The ids of the cameras inside `actor`'s jurisdiction; None when it covers all."""
+    if actor.scope_level == "all":
+        return None
+    rows = session.execute(select(Camera.id, Camera.station_id, Camera.district_id)).all()
+    places = {(r.station_id, r.district_id) for r in rows}
+    covered = {p for p in places if actor.covers(_jurisdiction(session, *p))}
+    return {r.id for r in rows if (r.station_id, r.district_id) in covered}
+
+
+def visible_camera(session: Session, *, camera_id: int, actor: Principal) -> CameraOut:
+    """The camera, if `actor` may see it: NotFound when there is none, Forbidden when it
+    lies outside the actor's jurisdiction."""
+    cam = get_camera(session, camera_id=camera_id)
+    if not actor.covers(_jurisdiction(session, cam.station_id, cam.district_id)):
+        raise Forbidden(
+            f"camera {camera_id} is outside your jurisdiction ({actor.scope_level} scope)"
+        )
+    return cam
 
 
 def update_camera(

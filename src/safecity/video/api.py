@@ -1,5 +1,6 @@
 """Video routes: events (with snapshot and clip), camera status, live pictures, rules and
-traffic counts."""
+traffic counts. Each caller sees the cameras of its jurisdiction only (see
+`registry.service.cameras_visible_to`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from safecity.core.auth import Perm
-from safecity.core.deps import RuntimeDep, SessionDep, requires
+from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
 from safecity.core.errors import NotFound
 from safecity.registry import service as registry
 from safecity.video import service
@@ -30,6 +31,7 @@ WRITE = [requires(Perm.REGISTRY_WRITE)]
 @router.get("/events", response_model=list[VideoEventOut], dependencies=READ)
 def events(
     session: SessionDep,
+    actor: CurrentUser,
     camera_id: int | None = None,
     site_id: int | None = None,
     kind: str | None = None,
@@ -45,12 +47,13 @@ def events(
         alerts_only=alerts_only,
         since=since,
         limit=limit,
+        actor=actor,
     )
 
 
 @router.get("/events/{event_id}", response_model=VideoEventOut, dependencies=READ)
-def event(event_id: int, session: SessionDep) -> VideoEventOut:
-    return service.get_event(session, event_id=event_id)
+def event(event_id: int, session: SessionDep, actor: CurrentUser) -> VideoEventOut:
+    return service.get_event(session, event_id=event_id, actor=actor)
 
 
 @router.get(
@@ -58,16 +61,16 @@ def event(event_id: int, session: SessionDep) -> VideoEventOut:
     dependencies=READ,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def snapshot(event_id: int, session: SessionDep) -> FileResponse:
-    ev = service.get_event(session, event_id=event_id)
+def snapshot(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResponse:
+    ev = service.get_event(session, event_id=event_id, actor=actor)
     if not ev.snapshot_path or not Path(ev.snapshot_path).is_file():
         raise NotFound(f"video event {event_id} has no snapshot (none taken, or past retention)")
     return FileResponse(ev.snapshot_path, media_type="image/jpeg")
 
 
 @router.get("/events/{event_id}/clip", dependencies=READ)
-def clip(event_id: int, session: SessionDep) -> FileResponse:
-    ev = service.get_event(session, event_id=event_id)
+def clip(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResponse:
+    ev = service.get_event(session, event_id=event_id, actor=actor)
     if ev.clip_path:
         for suffix, media in ((".mp4", "video/mp4"), (".ts", "video/mp2t")):
             p = Path(ev.clip_path).with_suffix(suffix)
@@ -80,8 +83,10 @@ def clip(event_id: int, session: SessionDep) -> FileResponse:
 
 
 @router.get("/cameras/status", response_model=list[CameraStatusOut], dependencies=READ)
-def statuses(session: SessionDep, site_id: int | None = None) -> list[CameraStatusOut]:
-    return service.camera_statuses(session, site_id=site_id)
+def statuses(
+    session: SessionDep, actor: CurrentUser, site_id: int | None = None
+) -> list[CameraStatusOut]:
+    return service.camera_statuses(session, site_id=site_id, actor=actor)
 
 
 @router.get(
@@ -89,8 +94,8 @@ def statuses(session: SessionDep, site_id: int | None = None) -> list[CameraStat
     dependencies=READ,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def live(camera_id: int, session: SessionDep, runtime: RuntimeDep) -> Response:
-    registry.get_camera(session, camera_id=camera_id)
+def live(camera_id: int, session: SessionDep, runtime: RuntimeDep, actor: CurrentUser) -> Response:
+    registry.visible_camera(session, camera_id=camera_id, actor=actor)
     p = service.live_root(runtime.settings.data_dir) / f"{camera_id}.jpg"
     if not p.is_file():
         raise NotFound(
@@ -100,14 +105,20 @@ def live(camera_id: int, session: SessionDep, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=READ)
-def get_rules(camera_id: int, session: SessionDep) -> CameraRulesOut:
+def get_rules(camera_id: int, session: SessionDep, actor: CurrentUser) -> CameraRulesOut:
+    registry.visible_camera(session, camera_id=camera_id, actor=actor)
     return service.get_rules(session, camera_id=camera_id)
 
 
 @router.put("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=WRITE)
 def put_rules(
-    camera_id: int, body: CameraRulesIn, session: SessionDep, runtime: RuntimeDep
+    camera_id: int,
+    body: CameraRulesIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: CurrentUser,
 ) -> CameraRulesOut:
+    registry.visible_camera(session, camera_id=camera_id, actor=actor)
     out = service.set_rules(session, camera_id=camera_id, rules=body, now=runtime.clock.now())
     session.commit()
     return out
@@ -117,9 +128,10 @@ def put_rules(
 def traffic(
     session: SessionDep,
     runtime: RuntimeDep,
+    actor: CurrentUser,
     camera_id: int | None = None,
     site_id: int | None = None,
     minutes: int = Query(60, ge=1, le=7 * 24 * 60),
 ) -> TrafficSeries:
     since = runtime.clock.now() - timedelta(minutes=minutes)
-    return service.traffic(session, camera_id=camera_id, site_id=site_id, since=since)
+    return service.traffic(session, camera_id=camera_id, site_id=site_id, since=since, actor=actor)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from safecity.core.auth import Principal, Role
 from safecity.core.db import publish_after_commit
-from safecity.core.errors import InvalidInput, NotFound, SafeCityError
+from safecity.core.errors import Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.incidents import service as incidents
 from safecity.incidents.schemas import CallIn
 from safecity.registry import service as registry
@@ -203,10 +203,15 @@ def list_events(
     alerts_only: bool = False,
     since: datetime | None = None,
     limit: int = 100,
+    actor: Principal | None = None,
 ) -> list[VideoEventOut]:
+    """The newest events first; with `actor`, only those of cameras it may see."""
     if not 1 <= limit <= 10_000:
         raise InvalidInput("limit must be between 1 and 10000")
     q = select(VideoEvent).order_by(VideoEvent.id.desc()).limit(limit)
+    visible = registry.cameras_visible_to(session, actor=actor) if actor is not None else None
+    if visible is not None:
+        q = q.where(VideoEvent.camera_id.in_(visible))
     if camera_id is not None:
         q = q.where(VideoEvent.camera_id == camera_id)
     if site_id is not None:
@@ -220,10 +225,19 @@ def list_events(
     return [VideoEventOut.model_validate(r) for r in session.scalars(q)]
 
 
-def get_event(session: Session, *, event_id: int) -> VideoEventOut:
+def get_event(session: Session, *, event_id: int, actor: Principal | None = None) -> VideoEventOut:
+    """One event; with `actor`, Forbidden when its camera is outside the actor's
+    jurisdiction."""
     row = session.get(VideoEvent, event_id)
     if row is None:
         raise NotFound(f"video event {event_id} does not exist")
+    if actor is not None:
+        visible = registry.cameras_visible_to(session, actor=actor)
+        if visible is not None and row.camera_id not in visible:
+            raise Forbidden(
+                f"video event {event_id} is of a camera outside your jurisdiction "
+                f"({actor.scope_level} scope)"
+            )
     return VideoEventOut.model_validate(row)
 
 
@@ -349,10 +363,13 @@ def touch_health(
         row.fps, row.last_frame_at, row.updated_at = round(float(fps), 2), last_frame_at, now
 
 
-def camera_statuses(session: Session, *, site_id: int | None = None) -> list[CameraStatusOut]:
+def camera_statuses(
+    session: Session, *, site_id: int | None = None, actor: Principal | None = None
+) -> list[CameraStatusOut]:
+    """Each camera's health; with `actor`, of the cameras it may see."""
     health = {h.camera_id: h for h in session.scalars(select(CameraHealth))}
     out = []
-    for cam in registry.list_cameras(session, site_id=site_id):
+    for cam in registry.list_cameras(session, site_id=site_id, actor=actor):
         h = health.get(cam.id)
         out.append(
             CameraStatusOut(
@@ -430,11 +447,19 @@ def traffic(
     site_id: int | None = None,
     since: datetime,
     until: datetime | None = None,
+    actor: Principal | None = None,
 ) -> TrafficSeries:
-    """Counts per minute (all lines added up) for a camera or a whole site."""
+    """Counts per minute (all lines added up) for a camera or a whole site; with
+    `actor`, of the cameras it may see (Forbidden for a camera outside its jurisdiction)."""
     if (camera_id is None) == (site_id is None):
         raise InvalidInput("give exactly one of camera_id or site_id")
     q = select(TrafficCount).where(TrafficCount.minute >= since).order_by(TrafficCount.minute)
+    if actor is not None:
+        if camera_id is not None:
+            registry.visible_camera(session, camera_id=camera_id, actor=actor)
+        visible = registry.cameras_visible_to(session, actor=actor)
+        if visible is not None:
+            q = q.where(TrafficCount.camera_id.in_(visible))
     if until is not None:
         q = q.where(TrafficCount.minute < until)
     q = (

@@ -115,7 +115,7 @@ def _nav(title: str) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def _statuses() -> list[dict[str, Any]]:
+def _statuses(actor: Principal) -> list[dict[str, Any]]:
     with _rt().sessions() as s:
         sites = {x.id: x.name for x in registry.list_sites(s)}
         return [
@@ -130,7 +130,7 @@ def _statuses() -> list[dict[str, Any]]:
                 "last": _when(c.last_frame_at),
                 "reason": c.reason,
             }
-            for c in service.camera_statuses(s)
+            for c in service.camera_statuses(s, actor=actor)
         ]
 
 
@@ -146,13 +146,18 @@ def _live_or_empty(camera_id: int) -> bytes:
     return _live(camera_id) or b""
 
 
-def _events(alerts_only: bool) -> list[dict[str, Any]]:
+def _events(alerts_only: bool, actor: Principal) -> list[dict[str, Any]]:
     with _rt().sessions() as s:
-        codes = {c.id: c.code for c in registry.list_cameras(s)}
+        codes = {c.id: c.code for c in registry.list_cameras(s, actor=actor)}
         return [
             _event_row(e.model_dump(), codes.get(e.camera_id, str(e.camera_id)))
-            for e in service.list_events(s, alerts_only=alerts_only, limit=200)
+            for e in service.list_events(s, alerts_only=alerts_only, limit=200, actor=actor)
         ]
+
+
+def _visible_cameras(actor: Principal) -> set[int] | None:
+    with _rt().sessions() as s:
+        return registry.cameras_visible_to(s, actor=actor)
 
 
 def _event_row(e: dict[str, Any], code: str) -> dict[str, Any]:
@@ -170,15 +175,17 @@ def _event_row(e: dict[str, Any], code: str) -> dict[str, Any]:
     }
 
 
-def _snapshot(event_id: int) -> bytes | None:
+def _snapshot(event_id: int, actor: Principal) -> bytes | None:
     with _rt().sessions() as s:
-        ev = service.get_event(s, event_id=event_id)
+        ev = service.get_event(s, event_id=event_id, actor=actor)
     if ev.snapshot_path and Path(ev.snapshot_path).is_file():
         return Path(ev.snapshot_path).read_bytes()
     return None
 
 
-def _traffic(camera_id: int | None, site_id: int | None, minutes: int) -> dict[str, Any]:
+def _traffic(
+    camera_id: int | None, site_id: int | None, minutes: int, actor: Principal
+) -> dict[str, Any]:
     rt = _rt()
     with rt.sessions() as s:
         series = service.traffic(
@@ -186,6 +193,7 @@ def _traffic(camera_id: int | None, site_id: int | None, minutes: int) -> dict[s
             camera_id=camera_id,
             site_id=site_id,
             since=rt.clock.now() - timedelta(minutes=minutes),
+            actor=actor,
         )
     groups = sorted({g for p in series.points for g in p.counts})
     x = [p.minute.astimezone(PKT).strftime("%H:%M") for p in series.points]
@@ -218,7 +226,8 @@ def register_pages(runtime: Runtime) -> None:
 
     @ui.page("/video", title="SafeCity — cameras")
     async def cameras_page() -> RedirectResponse | None:
-        if await _operator() is None:
+        who = await _operator()
+        if who is None:
             return _login_then("/video")
         _nav("cameras")
         columns = [
@@ -249,7 +258,7 @@ def register_pages(runtime: Runtime) -> None:
         table.on("rowClick", lambda e: ui.navigate.to(f"/video/camera/{e.args[1]['id']}"))
 
         async def refresh() -> None:
-            rows = await _io(_statuses)
+            rows = await _io(_statuses, who)
             table.rows = rows
             table.update()
             by: dict[str, int] = {}
@@ -265,10 +274,11 @@ def register_pages(runtime: Runtime) -> None:
 
     @ui.page("/video/wall", title="SafeCity — camera wall")
     async def wall_page() -> RedirectResponse | None:
-        if await _operator() is None:
+        who = await _operator()
+        if who is None:
             return _login_then("/video/wall")
         _nav("camera wall")
-        rows = await _io(_statuses)
+        rows = await _io(_statuses, who)
         live = [r for r in rows if _live(r["id"]) is not None][:WALL_MAX]
         if not live:
             ui.label("No live pictures yet: start `safecity worker` to analyse cameras.")
@@ -296,10 +306,14 @@ def register_pages(runtime: Runtime) -> None:
 
     @ui.page("/video/events", title="SafeCity — video events")
     async def events_page() -> RedirectResponse | None:
-        if await _operator() is None:
+        who = await _operator()
+        if who is None:
             return _login_then("/video/events")
         _nav("video events")
         rt = _rt()
+        # The cameras this operator may see, as the page opens (a camera added later
+        # shows after a reload).
+        visible = await run.io_bound(_visible_cameras, who)
         sub = rt.bus.subscribe("vision.events.>")
         client = ui.context.client
         client.on_disconnect(sub.close)
@@ -319,12 +333,12 @@ def register_pages(runtime: Runtime) -> None:
                 detail = ui.label("Click an event to see its snapshot.")
 
         async def load() -> None:
-            table.rows = await _io(_events, bool(alerts.value))
+            table.rows = await _io(_events, bool(alerts.value), who)
             table.update()
 
         async def show(e: Any) -> None:
             row = e.args[1]
-            jpeg = await _io(lambda: _snapshot(int(row["id"])) or b"")
+            jpeg = await _io(lambda: _snapshot(int(row["id"]), who) or b"")
             picture.set_source(_data_url(jpeg) if jpeg else "")
             detail.set_text(
                 f"#{row['id']} {row['kind']} {row['rule']} {row['class']} on "
@@ -348,6 +362,8 @@ def register_pages(runtime: Runtime) -> None:
                         continue
                     if alerts.value and not m.data.get("alert"):
                         continue
+                    if visible is not None and m.data.get("camera_id") not in visible:
+                        continue
                     fresh.append(_event_row(m.data, m.data.get("camera_code", "")))
                 if fresh:
                     table.rows = (list(reversed(fresh)) + table.rows)[:200]
@@ -359,10 +375,11 @@ def register_pages(runtime: Runtime) -> None:
 
     @ui.page("/video/traffic", title="SafeCity — traffic counts")
     async def traffic_page() -> RedirectResponse | None:
-        if await _operator() is None:
+        who = await _operator()
+        if who is None:
             return _login_then("/video/traffic")
         _nav("traffic counts")
-        rows = await _io(_statuses)
+        rows = await _io(_statuses, who)
         cams = {r["id"]: f"{r['code']} ({r['site']})" for r in rows}
         sites = {r["site_id"]: r["site"] for r in rows}
         with ui.row().classes("items-center gap-4"):
@@ -382,7 +399,7 @@ def register_pages(runtime: Runtime) -> None:
             if cid is None and sid is None:
                 return
             chart.options.clear()
-            chart.options.update(await _io(_traffic, cid, sid, int(minutes.value)))
+            chart.options.update(await _io(_traffic, cid, sid, int(minutes.value), who))
             chart.update()
 
         for w in (by, cam_sel, site_sel, minutes):
@@ -401,7 +418,7 @@ def register_pages(runtime: Runtime) -> None:
         def load() -> tuple[Any, Any]:
             with rt.sessions() as s:
                 return (
-                    registry.get_camera(s, camera_id=camera_id),
+                    registry.visible_camera(s, camera_id=camera_id, actor=who),
                     service.get_rules(s, camera_id=camera_id),
                 )
 
