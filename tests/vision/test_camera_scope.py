@@ -177,3 +177,34 @@ def test_site_traffic_adds_up_only_the_cameras_a_user_sees(
         every = video.traffic(s, site_id=east.site_id, since=since)
     assert [p.counts for p in mine.points] == [{"car": 3}]
     assert [p.counts for p in every.points] == [{"car": 13}]
+
+
+def test_live_video_events_reach_every_level_whose_scope_covers_the_camera(
+    runtime: Runtime, place: dict[str, Any]
+) -> None:
+    """The event's jurisdiction names every level, so the live stream's scope check lets a
+    tehsil's SDPO and the province see it, and not a neighbouring tehsil."""
+    from safecity.core.events_api import in_scope
+
+    sub = runtime.bus.subscribe("vision.events.>")
+    with transaction(runtime.sessions) as s:
+        cam = registry.get_camera(s, camera_id=place["cams"]["east"])
+        video.record_event(
+            s, camera=cam, kind="zone_enter", at=runtime.clock.now(),
+            data_dir=runtime.settings.data_dir,
+        )  # fmt: skip
+        tehsils = {t.code: t.id for t in geo.list_jurisdictions(s, level="tehsil")}
+        province = geo.find_by_code(s, level="province", code="P").id
+    (msg,) = sub.fetch(batch=10, timeout=5.0)
+    sub.close()
+
+    def who(level: str, scope_id: int) -> Principal:
+        return Principal(
+            subject=level, name=level, role=Role.SDPO, scope_level=level, scope_id=scope_id
+        )
+
+    assert in_scope(who("tehsil", tehsils["T"]), msg.data)
+    assert in_scope(who("province", province), msg.data)
+    assert in_scope(who("station", place["ids"]["EAST"]), msg.data)
+    assert not in_scope(who("tehsil", tehsils["FT"]), msg.data)
+    assert not in_scope(who("station", place["ids"]["WEST"]), msg.data)

@@ -207,11 +207,21 @@ def list_cameras(
 # it stands (outside every area: to the nearest station, like a call from there).
 
 
+def camera_jurisdiction(session: Session, *, camera: CameraOut) -> JurisdictionIds:
+    """Every level of the jurisdiction a camera stands in (for scoping its events)."""
+    return _jurisdiction(session, camera.station_id, camera.district_id)
+
+
 def _jurisdiction(
     session: Session, station_id: int | None, district_id: int | None
 ) -> JurisdictionIds:
     place = station_id if station_id is not None else district_id
-    return geo.ids_of(session, jurisdiction_id=place) if place is not None else JurisdictionIds()
+    if place is None:
+        return JurisdictionIds()
+    try:
+        return geo.ids_of(session, jurisdiction_id=place)
+    except NotFound:  # a station replaced by a new import since: what the row says
+        return JurisdictionIds(station_id=station_id, district_id=district_id)
 
 
 def cameras_visible_to(session: Session, *, actor: Principal) -> set[int] | None:

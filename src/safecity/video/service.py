@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from safecity.core.auth import Principal, Role
+from safecity.core.auth import JurisdictionIds, Principal, Role
 from safecity.core.db import publish_after_commit
 from safecity.core.errors import Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.incidents import service as incidents
@@ -119,14 +119,18 @@ def assignments(
 # --------------------------------------------------------------------------- events
 
 
-def _event_payload(row: VideoEvent, camera_code: str) -> dict[str, Any]:
+def _event_payload(row: VideoEvent, camera_code: str, where: JurisdictionIds) -> dict[str, Any]:
     return {
         "id": row.id,
         "camera_id": row.camera_id,
         "camera_code": camera_code,
         "site_id": row.site_id,
-        "station_id": row.station_id,
-        "district_id": row.district_id,
+        # Every level: the live stream shows an event to those whose scope covers it (a
+        # tehsil's SDPO included).
+        "station_id": where.station_id,
+        "tehsil_id": where.tehsil_id,
+        "district_id": where.district_id,
+        "province_id": where.province_id,
         "at": row.at.isoformat(),
         "kind": row.kind,
         "rule": row.rule,
@@ -190,7 +194,8 @@ def record_event(
     )
     session.add(row)
     session.flush()
-    publish_after_commit(session, f"vision.events.{kind}", _event_payload(row, camera.code))
+    where = registry.camera_jurisdiction(session, camera=camera)
+    publish_after_commit(session, f"vision.events.{kind}", _event_payload(row, camera.code, where))
     return VideoEventOut.model_validate(row)
 
 
