@@ -13,12 +13,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, type_coerce, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
+from safecity.core.bulk import BulkStatement, ListQuery
 from safecity.core.db import Base, UTCDateTime, publish_after_commit
 from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.geo import service as geo
@@ -312,6 +325,7 @@ class _ExistingIncident(_Target):
     ) -> _ExistingIncident:
         """A duplicate candidate from the light read: the rest is filled in by
         `_Batch.load_targets` if a call is linked to it."""
+        at = _as_utc(received)
         return cls(
             id=id_,
             category=category,
@@ -325,8 +339,8 @@ class _ExistingIncident(_Target):
             province_id=None,
             inside_jurisdiction=True,
             call_count=0,
-            received_at=_as_utc(received),
-            updated_at=_as_utc(received),
+            received_at=at,
+            updated_at=at,
             description="",
         )
 
@@ -411,9 +425,7 @@ class _Batch:
         if not cells:
             return
         since = min(r.received_at for r in requests) - DUPLICATE_WINDOW
-        rows = session.connection().execute(
-            _RECENT_IN_CELLS, {"cells": sorted(cells), "since": since}
-        )
+        rows = _RECENT_IN_CELLS.all(session.connection(), {"cells": sorted(cells), "since": since})
         for id_, cell, lon, lat, category, status, received in rows:
             if status not in _OPEN_VALUES or cell is None:
                 continue
@@ -426,9 +438,13 @@ class _Batch:
         chosen = {inc.id: inc for inc in self.existing.values() if inc.calls}
         if not chosen:
             return
-        for row in session.connection().execute(_TARGETS, {"ids": sorted(chosen)}):
-            values = row._asdict()
+        for row in _TARGETS.all(session.connection(), {"ids": sorted(chosen)}):
+            values = dict(zip(_TARGET_NAMES, row, strict=True))
             inc = chosen[values.pop("id")]
+            # Driver values (see `ListQuery`): SQLite's times are text, its booleans 0/1.
+            values["inside_jurisdiction"] = bool(values["inside_jurisdiction"])
+            values["received_at"] = _as_utc(values["received_at"])
+            values["updated_at"] = _as_utc(values["updated_at"])
             for name, value in values.items():
                 setattr(inc, name, value)
 
@@ -504,26 +520,35 @@ _TARGET_COLUMNS = (
 _OPEN_VALUES = frozenset(s.value for s in OPEN)
 #: Incidents received since a time in some grid cells: the duplicate candidates of a
 #: batch of calls, only what matching needs, the time as the driver stores it (see
-#: `_Batch._read_stored`). Built once (a batch costs only its parameters). Status is
-#: checked in Python, so the planner has one index to use: (cell, received_at).
-_RECENT_IN_CELLS = select(
-    Incident.id,
-    Incident.cell,
-    Incident.lon,
-    Incident.lat,
-    Incident.category,
-    Incident.status,
-    type_coerce(Incident.received_at, NullType()),  # no result processing
-).where(
-    Incident.cell.in_(bindparam("cells", expanding=True)),
-    Incident.received_at >= bindparam("since", type_=UTCDateTime()),
+#: `_Batch._read_stored`). Built once, run as a `ListQuery` (a batch costs only its
+#: parameters). Status is checked in Python, so the planner has one index to use:
+#: (cell, received_at).
+_RECENT_IN_CELLS = ListQuery(
+    select(
+        Incident.id,
+        Incident.cell,
+        Incident.lon,
+        Incident.lat,
+        Incident.category,
+        Incident.status,
+        type_coerce(Incident.received_at, NullType()),  # no result processing
+    ).where(
+        Incident.cell.in_(bindparam("cells", expanding=True)),
+        Incident.received_at >= bindparam("since", type_=UTCDateTime()),
+    ),
+    lists=("cells",),
+    scalars=("since",),
 )
 #: The rest of the incidents a batch's calls were linked to.
-_TARGETS = select(*_TARGET_COLUMNS).where(Incident.id.in_(bindparam("ids", expanding=True)))
+_TARGETS = ListQuery(
+    select(*_TARGET_COLUMNS).where(Incident.id.in_(bindparam("ids", expanding=True))),
+    lists=("ids",),
+)
+_TARGET_NAMES = tuple(c.key for c in _TARGET_COLUMNS)
 
 
 #: Calls already taken in under some external ids (statements built once: see above).
-_BY_EXTERNAL_ID = (
+_BY_EXTERNAL_ID = ListQuery(
     select(
         Call.external_id,
         Call.id,
@@ -536,10 +561,11 @@ _BY_EXTERNAL_ID = (
         Incident.status,
     )
     .join(Incident, Incident.id == Call.incident_id)
-    .where(Call.external_id.in_(bindparam("ext", expanding=True)))
+    .where(Call.external_id.in_(bindparam("ext", expanding=True))),
+    lists=("ext",),
 )
 #: Prank calls per caller number since a time.
-_PRANKS = (
+_PRANKS = ListQuery(
     select(Call.caller_number, func.count())
     .join(Incident, Incident.id == Call.incident_id)
     .where(
@@ -547,7 +573,9 @@ _PRANKS = (
         Call.received_at >= bindparam("since", type_=UTCDateTime()),
         Incident.category == "prank",
     )
-    .group_by(Call.caller_number)
+    .group_by(Call.caller_number),
+    lists=("numbers",),
+    scalars=("since",),
 )
 
 
@@ -564,21 +592,32 @@ def _calls_by_external_id(session: Session, ext_ids: list[str]) -> dict[str, Cal
     if not ext_ids:
         return {}
     locator = geo.station_locator(session)
-    rows = session.connection().execute(_BY_EXTERNAL_ID, {"ext": sorted(set(ext_ids))}).all()
+    rows = _BY_EXTERNAL_ID.all(session.connection(), {"ext": sorted(set(ext_ids))})
+    # Driver values (see `ListQuery`): SQLite's booleans are 0/1.
     return {
-        str(r.external_id): CallAccepted(
-            incident_id=r.incident_id,
-            call_id=r.id,
-            station_id=r.station_id,
-            station_name=locator.station(r.station_id).station_name,
-            district_id=r.district_id,
-            inside_jurisdiction=r.inside_jurisdiction,
-            priority=r.priority,
-            status=r.status,
-            linked_to_existing=r.linked_as_duplicate,
+        str(ext): CallAccepted(
+            incident_id=incident_id,
+            call_id=call_id,
+            station_id=station_id,
+            station_name=locator.station(station_id).station_name,
+            district_id=district_id,
+            inside_jurisdiction=bool(inside),
+            priority=priority,
+            status=status,
+            linked_to_existing=bool(linked),
             duplicate_of_external_id=True,
         )
-        for r in rows
+        for (
+            ext,
+            call_id,
+            linked,
+            incident_id,
+            station_id,
+            district_id,
+            inside,
+            priority,
+            status,
+        ) in rows
     }
 
 
@@ -588,50 +627,105 @@ def _prank_counts(session: Session, requests: Sequence[CallRequest]) -> dict[str
     if not numbers:
         return {}
     since = min(r.received_at for r in requests) - PRANK_WINDOW
-    rows = session.connection().execute(_PRANKS, {"numbers": numbers, "since": since}).all()
+    rows = _PRANKS.all(session.connection(), {"numbers": numbers, "since": since})
     return {str(n): int(c) for n, c in rows}
+
+
+_INCIDENT_COLUMNS = (
+    "source",
+    "category",
+    "priority",
+    "status",
+    "caller_number",
+    "caller_name",
+    "description",
+    "address",
+    "lon",
+    "lat",
+    "cell",
+    "station_id",
+    "tehsil_id",
+    "district_id",
+    "province_id",
+    "area_type",
+    "inside_jurisdiction",
+    "call_count",
+    "received_at",
+    "routed_at",
+    "updated_at",
+    "created_by",
+)
+_CALL_COLUMNS = (
+    "external_id",
+    "incident_id",
+    "source",
+    "category",
+    "caller_number",
+    "caller_name",
+    "description",
+    "lon",
+    "lat",
+    "linked_as_duplicate",
+    "received_at",
+    "taken_by",
+)
+
+
+def _inserting(model: type[Base], names: tuple[str, ...]) -> BulkStatement:
+    """A batch insert of `names` that gives back each row's new id, in row order. Compiled
+    once; on SQLite each row is one driver call instead of SQLAlchemy's per-row statement
+    (see `BulkStatement.insert_returning`): a helpline batch inserts a few hundred rows."""
+    table = _table(model)
+    return BulkStatement(
+        insert(table)
+        .values({name: bindparam(name) for name in names})
+        .returning(table.c.id, sort_by_parameter_order=True),
+        names=names,
+    )
 
 
 def _insert_incidents(session: Session, new: list[_NewIncident]) -> None:
     """The batch's new incidents and their first timeline entries, in a few statements."""
     if not new:
         return
-    rows = []
+    cols: dict[str, list[Any]] = {name: [] for name in _INCIDENT_COLUMNS}
     for inc in new:
         req = inc.request_data
         assert req is not None
-        rows.append(
-            {
-                "source": req.source,
-                "category": inc.category,
-                "priority": inc.priority,
-                "status": inc.status,
-                "caller_number": req.call.caller_number,
-                "caller_name": req.call.caller_name,
-                "description": inc.description,
-                "address": req.call.address,
-                "lon": inc.lon,
-                "lat": inc.lat,
-                "cell": location_cell(inc.lon, inc.lat),
-                "station_id": inc.station_id,
-                "tehsil_id": inc.tehsil_id,
-                "district_id": inc.district_id,
-                "province_id": inc.province_id,
-                "area_type": inc.area_type,
-                "inside_jurisdiction": inc.inside_jurisdiction,
-                "call_count": 1,
-                "received_at": inc.received_at,
-                "routed_at": inc.received_at,
-                "updated_at": inc.received_at,
-                "created_by": req.actor.name,
-            }
-        )
-    conn = session.connection()  # Core statements: the ORM's bulk path costs more here
-    ids = conn.scalars(
-        insert(_table(Incident)).returning(_table(Incident).c.id, sort_by_parameter_order=True),
-        rows,
-    ).all()
-    events: list[dict[str, Any]] = []
+        call = req.call
+        at = inc.received_at
+        for name, value in zip(
+            _INCIDENT_COLUMNS,
+            (
+                req.source,
+                inc.category,
+                inc.priority,
+                inc.status,
+                call.caller_number,
+                call.caller_name,
+                inc.description,
+                call.address,
+                inc.lon,
+                inc.lat,
+                location_cell(inc.lon, inc.lat),
+                inc.station_id,
+                inc.tehsil_id,
+                inc.district_id,
+                inc.province_id,
+                inc.area_type,
+                inc.inside_jurisdiction,
+                1,
+                at,
+                at,
+                at,
+                req.actor.name,
+            ),
+            strict=True,
+        ):
+            cols[name].append(value)
+    conn = session.connection()
+    ids = _INSERT_INCIDENTS.insert_returning(conn, cols)
+    events: list[tuple[int, datetime, str, str, str, dict[str, Any]]] = []
     for inc, new_id in zip(new, ids, strict=True):
         inc.id = int(new_id)
         req = inc.request_data
@@ -672,13 +766,16 @@ def _insert_incidents(session: Session, new: list[_NewIncident]) -> None:
         publish_after_commit(
             session, "incidents.created", _payload(inc, "created", inc.station_name)
         )
-    conn.execute(insert(_table(IncidentEvent)), events)
+    _insert_events(conn, events)
 
 
 def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+_EVENT_COLUMNS = ("incident_id", "at", "kind", "actor", "note", "data")
 
 
 def _event_row(
@@ -688,15 +785,32 @@ def _event_row(
     actor: str,
     note: str = "",
     data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "incident_id": incident_id,
-        "at": at,
-        "kind": kind,
-        "actor": actor,
-        "note": note,
-        "data": data or {},
-    }
+) -> tuple[int, datetime, str, str, str, dict[str, Any]]:
+    """One timeline row of a batch, its values in `_EVENT_COLUMNS` order."""
+    return (incident_id, at, kind, actor, note, data or {})
+
+
+#: Timeline rows of an intake batch (two or three a call): through `BulkStatement`, whose
+#: per-row cost is a fraction of `Connection.execute` with a list of dicts, for the same
+#: stored values (the columns' own bind processors). No ids are fetched back.
+_INSERT_EVENTS = BulkStatement(
+    insert(_table(IncidentEvent))
+    .inline()
+    .values({name: bindparam(name) for name in _EVENT_COLUMNS}),
+    names=_EVENT_COLUMNS,
+)
+
+
+def _insert_events(
+    conn: Connection, rows: list[tuple[int, datetime, str, str, str, dict[str, Any]]]
+) -> None:
+    _INSERT_EVENTS.execute(
+        conn, {name: [r[k] for r in rows] for k, name in enumerate(_EVENT_COLUMNS)}
+    )
+
+
+_INSERT_INCIDENTS = _inserting(Incident, _INCIDENT_COLUMNS)
+_INSERT_CALLS = _inserting(Call, _CALL_COLUMNS)
 
 
 def _insert_calls(
@@ -712,31 +826,32 @@ def _insert_calls(
     if not made:
         return {}
     made.sort()
-    rows = []
-    events: list[dict[str, Any]] = []
+    cols: dict[str, list[Any]] = {name: [] for name in _CALL_COLUMNS}
+    events: list[tuple[int, datetime, str, str, str, dict[str, Any]]] = []
     for i, incident_id, duplicate in made:
         req = requests[i]
         call = req.call
-        rows.append(
-            {
-                "external_id": call.external_id,
-                "incident_id": incident_id,
-                "source": req.source,
-                "category": call.category,
-                "caller_number": call.caller_number,
-                "caller_name": call.caller_name,
-                "description": call.description,
-                "lon": call.lon,
-                "lat": call.lat,
-                "linked_as_duplicate": duplicate,
-                "received_at": req.received_at,
-                "taken_by": req.actor.name,
-            }
-        )
+        for name, value in zip(
+            _CALL_COLUMNS,
+            (
+                call.external_id,
+                incident_id,
+                req.source,
+                call.category,
+                call.caller_number,
+                call.caller_name,
+                call.description,
+                call.lon,
+                call.lat,
+                duplicate,
+                req.received_at,
+                req.actor.name,
+            ),
+            strict=True,
+        ):
+            cols[name].append(value)
     conn = session.connection()
-    ids = conn.scalars(
-        insert(_table(Call)).returning(_table(Call).c.id, sort_by_parameter_order=True), rows
-    ).all()
+    ids = _INSERT_CALLS.insert_returning(conn, cols)
     for i, target in links:
         req = requests[i]
         target.call_count += 1
@@ -754,25 +869,35 @@ def _insert_calls(
         )
         publish_after_commit(session, "incidents.updated", _payload(target, "call_linked"))
     if events:
-        conn.execute(insert(_table(IncidentEvent)), events)
+        _insert_events(conn, events)
     return {m[0]: int(cid) for m, cid in zip(made, ids, strict=True)}
+
+
+#: Call counts and change times of incidents that got duplicate calls (see `_update_linked`).
+_ADD_LINKED_CALLS = BulkStatement(
+    update(_table(Incident))
+    .where(_table(Incident).c.id == bindparam("b_id"))
+    .values(
+        call_count=_table(Incident).c.call_count + bindparam("b_n", type_=Integer()),
+        updated_at=bindparam("b_at"),
+    ),
+    names=("b_id", "b_n", "b_at"),
+)
 
 
 def _update_linked(session: Session, links: list[tuple[int, _Linked]]) -> None:
     """Call counts of the incidents that got duplicate calls in this batch (new incidents
     were inserted with a count of one). Relative, so a concurrent writer adds to it."""
-    targets = {id(t): t for _, t in links}.values()
+    targets = list({id(t): t for _, t in links}.values())
     if not targets:
         return
-    table = _table(Incident)
-    session.connection().execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            call_count=table.c.call_count + bindparam("b_n"),
-            updated_at=bindparam("b_at"),
-        ),
-        [{"b_id": t.id, "b_n": len(t.calls), "b_at": t.updated_at} for t in targets],
+    _ADD_LINKED_CALLS.execute(
+        session.connection(),
+        {
+            "b_id": [t.id for t in targets],
+            "b_n": [len(t.calls) for t in targets],
+            "b_at": [t.updated_at for t in targets],
+        },
     )
 
 
