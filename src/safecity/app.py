@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from safecity.core.errors import SafeCityError, invalid_input_from
 from safecity.core.runtime import Runtime
 from safecity.core.writer import shared_writer
 from safecity.dispatch import api as dispatch_api
+from safecity.dispatch.api import AvlIntakeFastPath
 from safecity.dispatch.monitor import ResponseTimeMonitor
 from safecity.geo import api as geo_api
 from safecity.incidents import api as incidents_api
@@ -70,6 +72,21 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _telemetry_off() -> dict[str, Any]:
+    """FastAPI's native OpenTelemetry (FastAPI 0.142 and later), where it can do anything.
+    FastAPI asks the global OpenTelemetry providers on every request whether one was
+    configured (about 2% of the server's time under the helpline bench); without the
+    OpenTelemetry SDK installed no provider can be, so it is switched off. With the SDK,
+    or on a FastAPI without it, FastAPI's defaults stand. Returns `FastAPI(...)` keywords."""
+    if importlib.util.find_spec("opentelemetry.sdk") is not None:
+        return {}
+    try:
+        from fastapi.telemetry import TelemetryConfig
+    except ImportError:  # a FastAPI from before its native telemetry
+        return {}
+    return {"telemetry": TelemetryConfig(tracing=False, metrics=False, logs=False)}
+
+
 def create_app(
     runtime: Runtime,
     *,
@@ -103,12 +120,16 @@ def create_app(
         version=__version__,
         description="Police command and control: calls and dispatch, CCTV analytics, records.",
         lifespan=lifespan,
+        **_telemetry_off(),
     )
     app.state.runtime = runtime
     # Calls and GPS fixes are written by one writer thread, in shared transactions (group
     # commit): see core/writer.py and incidents/intake.py.
     writer = shared_writer(app)
     app.state.call_intake = CallIntake(runtime.sessions, writer=writer)
+    # Calls and AVL batches skip FastAPI's routing (see each class); the last added runs
+    # first, so calls, the most frequent, are looked for first.
+    app.add_middleware(AvlIntakeFastPath)
     app.add_middleware(CallIntakeFastPath)
     install_error_handlers(app)
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope
 
-from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, principal_for
-from safecity.core.errors import InvalidInput, PayloadTooLarge, SafeCityError, invalid_input_from
+from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep
+from safecity.core.errors import invalid_input_from
+from safecity.core.fastpath import PostFastPath, read_body, request_principal
 from safecity.core.runtime import Runtime
 from safecity.core.writer import shared_writer
 from safecity.incidents import service
@@ -111,7 +111,7 @@ def call_intake(app: Any) -> CallIntake:
     return intake
 
 
-class CallIntakeFastPath:
+class CallIntakeFastPath(PostFastPath):
     """`POST /api/v1/calls` answered ahead of FastAPI's routing and dependency machinery.
 
     A helpline at its peak sends hundreds of calls a second and the framework's per-request
@@ -122,39 +122,13 @@ class CallIntakeFastPath:
 
     max_body = 64 * 1024
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    path = CALLS_PATH
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != CALLS_PATH:
-            await self.app(scope, receive, send)
-            return
-        try:
-            status, body = await self._take(scope, receive)
-        except SafeCityError as exc:
-            status, body = exc.status, json.dumps(exc.to_dict()).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        if status == 401:
-            headers.append((b"www-authenticate", b"Bearer"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _take(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+    async def answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         app = scope["app"]
         runtime: Runtime = app.state.runtime
-        api_key = token = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                api_key = value.decode("latin-1")
-            elif name == b"authorization":
-                scheme, _, credential = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and credential:
-                    token = credential.strip()
-        principal = await principal_for(runtime, token=token, api_key=api_key)
-        body = await _read_body(receive, self.max_body)
+        principal = await request_principal(runtime, scope)
+        body = await read_body(receive, self.max_body, what="a call")
         try:
             call = CallIn.model_validate_json(body)
         except ValidationError as exc:
@@ -164,22 +138,6 @@ class CallIntakeFastPath:
         )
         status = 200 if accepted.duplicate_of_external_id else 201
         return status, accepted.model_dump_json().encode()
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise InvalidInput("the client went away before sending the whole request")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"a call is at most {limit // 1024} KB of JSON")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 @router.post("/calls/{call_id}/split", response_model=CallAccepted, status_code=201)
