@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request, params
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -40,13 +42,55 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     """One session per request; the route commits what it wants kept.
 
     Opened on the event loop (a new session touches no database until used) and closed in
-    the thread pool (closing returns its connection): a plain generator would cost every
-    request two hops through the pool instead of one."""
-    session = runtime.sessions()
-    try:
-        yield session
-    finally:
-        await run_in_threadpool(session.close)
+    a worker thread (closing returns its connection): a plain generator would cost every
+    request two hops through the pool instead of one.
+
+    Sync routes run in anyio's bounded thread pool, and a request keeps its database
+    connection (SQLite's only one, or one of a PostgreSQL pool) from its first query until
+    its session is closed, after FastAPI has validated its answer, which takes a thread of
+    that pool too. Were every thread taken by requests waiting for a connection, the request
+    holding one could neither finish nor give it back: all of them would stall until the
+    connection pool's timeout (a minute) and fail. So a request holds a *session slot*
+    (at most half the pool's threads, `_session_slots`) from before its session opens until
+    it is closed, the closing runs on threads of its own, and credential lookups too
+    (`principal_for`): a thread is always left for the request holding the connection."""
+    async with _limiter(_SESSION_SLOTS, None):
+        session = runtime.sessions()
+        try:
+            yield session
+        finally:
+            await anyio.to_thread.run_sync(session.close, limiter=_limiter(_SESSION_CLOSERS, 8))
+
+
+#: Per event loop (a limiter belongs to one): session slots, threads closing sessions,
+#: threads looking up credentials.
+_SESSION_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+_SESSION_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+_PRINCIPAL_LOOKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _limiter(
+    limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter],
+    tokens: int | None,
+) -> anyio.CapacityLimiter:
+    """This event loop's limiter of `limiters`, with `tokens` (None: half the threads of
+    the loop's default thread pool, as it is now: it can be resized at run time)."""
+    loop = asyncio.get_running_loop()
+    limiter = limiters.get(loop)
+    if limiter is None:
+        limiter = limiters[loop] = anyio.CapacityLimiter(tokens or 1)
+    if tokens is None:
+        default = anyio.to_thread.current_default_thread_limiter().total_tokens
+        want = max(1, int(default) // 2)
+        if limiter.total_tokens != want:
+            limiter.total_tokens = want
+    return limiter
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -115,7 +159,13 @@ async def principal_for(runtime: Runtime, *, token: str | None, api_key: str | N
     task = _LOOKUPS.get(key)
     if task is None:
         task = loop.create_task(
-            run_in_threadpool(_lookup_principal, runtime, credential, api_key is not None)
+            anyio.to_thread.run_sync(
+                _lookup_principal,
+                runtime,
+                credential,
+                api_key is not None,
+                limiter=_limiter(_PRINCIPAL_LOOKERS, 4),
+            )
         )
         _LOOKUPS[key] = task
         task.add_done_callback(lambda t: _lookup_done(key, t))
