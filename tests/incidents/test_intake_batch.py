@@ -238,3 +238,54 @@ def test_calls_across_a_cell_edge_are_linked(cad_runtime: Runtime) -> None:
     (first,) = _take(rt, [_req(rt, west, lat)])
     (second,) = _take(rt, [_req(rt, east, lat, caller_number="03450000001")])
     assert second.linked_to_existing and second.incident_id == first.incident_id
+
+
+# Stored candidates are remembered per process (`_RecentIncidents`, SQLite): what it
+# remembers must never link a call to an incident that no longer qualifies, and incidents
+# another process stored must be found.
+
+
+def test_an_incident_closed_after_it_was_remembered_gets_no_more_calls(
+    cad_runtime: Runtime,
+) -> None:
+    rt = cad_runtime
+    lon, lat = _point(rt, 7)
+    (first,) = _take(rt, [_req(rt, lon, lat)])
+    (second,) = _take(rt, [_req(rt, lon, lat + 50 * M)])  # read (and remembered) as open
+    assert second.linked_to_existing and second.incident_id == first.incident_id
+    with rt.sessions() as s:
+        service.change_status(
+            s,
+            incident_id=first.incident_id,
+            status="cancelled",
+            actor=Principal(subject="admin", name="admin", role=Role.ADMIN),
+            now=rt.clock.now(),
+        )
+        s.commit()
+    third, fourth = _take(rt, [_req(rt, lon, lat + 80 * M), _req(rt, lon, lat + 90 * M)])
+    assert not third.linked_to_existing and third.incident_id != first.incident_id
+    assert fourth.linked_to_existing and fourth.incident_id == third.incident_id
+    (fifth,) = _take(rt, [_req(rt, lon, lat + 20 * M)])  # the nearest is the cancelled one
+    assert fifth.incident_id == third.incident_id
+    with rt.sessions() as s:
+        closed = s.get(Incident, first.incident_id)
+        assert closed is not None and closed.call_count == 2
+
+
+def test_incidents_stored_by_another_process_are_linked(cad_runtime: Runtime) -> None:
+    from safecity.core.runtime import build_runtime
+
+    rt = cad_runtime
+    here = _point(rt, 8)
+    there = _point(rt, 9)
+    (x,) = _take(rt, [_req(rt, *here)])  # this process remembers from here on
+    other = build_runtime(rt.settings, clock=rt.clock, run_migrations=False)
+    try:
+        # The other process starts with incident x stored, and stores y.
+        (y,) = _take(other, [_req(other, *there)])
+        (to_x,) = _take(other, [_req(other, here[0], here[1] + 60 * M)])
+        (to_y,) = _take(rt, [_req(rt, there[0], there[1] + 60 * M)])
+    finally:
+        other.close()
+    assert to_x.linked_to_existing and to_x.incident_id == x.incident_id
+    assert to_y.linked_to_existing and to_y.incident_id == y.incident_id

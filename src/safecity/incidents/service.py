@@ -7,11 +7,12 @@ import contextlib
 import math
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Collection, Sequence
+import weakref
+from collections import defaultdict, deque
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Integer,
@@ -231,10 +232,61 @@ def receive_calls(
     taken = _calls_by_external_id(session, ext_ids)
     pranks = _prank_counts(session, requests)
 
-    batch = _Batch(session, requests)
-    links: list[tuple[int, _Linked]] = []  # (request index, target)
+    # Matched first on the candidates the process remembers; if one it chose turned out
+    # stale, it is forgotten and the batch matched again on a fresh read (nothing is
+    # written before the matching holds).
+    for authoritative in (False, True):
+        batch = _Batch(session, requests, authoritative=authoritative)
+        results = [None] * len(requests)
+        links: list[tuple[int, _Linked]] = []  # (request index, target)
+        repeats: list[tuple[int, int]] = []  # (request index, index of the first with its id)
+        _match_calls(requests, batch, types, locator, taken, dict(pranks), results, links, repeats)
+        stale = batch.load_targets(session, requests)
+        if not stale:
+            break
+        _recent_incidents(session.connection()).forget(stale)
+
+    new_incidents = batch.new
+    _insert_incidents(session, new_incidents)
+    call_ids = _insert_calls(session, requests, links, new_incidents)
+    _update_linked(session, links)
+
+    for inc in new_incidents:
+        for i, prank in [(inc.request, inc.prank), *inc.calls]:
+            results[i] = _accepted_from(
+                inc, call_ids[i], locator, linked=i != inc.request, prank=prank
+            )
+    for i, target in links:
+        if isinstance(target, _ExistingIncident):
+            prank = dict(target.calls)[i]
+            results[i] = _accepted_from(target, call_ids[i], locator, linked=True, prank=prank)
+    for i, first in repeats:
+        got = results[first]
+        results[i] = (
+            got.model_copy(update={"duplicate_of_external_id": True, "repeat_prank_caller": False})
+            if isinstance(got, CallAccepted)
+            else got
+        )
+    out = [r for r in results if r is not None]
+    assert len(out) == len(requests)
+    return out
+
+
+def _match_calls(
+    requests: Sequence[CallRequest],
+    batch: _Batch,
+    types: dict[str, IncidentTypeOut],
+    locator: geo.StationLocator,
+    taken: dict[str, CallAccepted],
+    pranks: dict[str, int],
+    results: list[CallAccepted | SafeCityError | None],
+    links: list[tuple[int, _Linked]],
+    repeats: list[tuple[int, int]],
+) -> None:
+    """Each call of a batch in order: refused (its error in `results`), answered from an
+    earlier call with its external id (`results`, `repeats`), linked to an incident it
+    duplicates (`links`), or opening a new incident (`batch.add`)."""
     first_by_ext: dict[str, int] = {}
-    repeats: list[tuple[int, int]] = []  # (request index, index of the first with its id)
     for i, req in enumerate(requests):
         call = req.call
         try:
@@ -266,32 +318,6 @@ def receive_calls(
             pranks[number] = pranks.get(number, 0) + 1
         location = locator.locate(call.lon, call.lat)
         batch.add(_NewIncident.open(i, req, itype, location, prank))
-
-    batch.load_targets(session)
-    new_incidents = batch.new
-    _insert_incidents(session, new_incidents)
-    call_ids = _insert_calls(session, requests, links, new_incidents)
-    _update_linked(session, links)
-
-    for inc in new_incidents:
-        for i, prank in [(inc.request, inc.prank), *inc.calls]:
-            results[i] = _accepted_from(
-                inc, call_ids[i], locator, linked=i != inc.request, prank=prank
-            )
-    for i, target in links:
-        if isinstance(target, _ExistingIncident):
-            prank = dict(target.calls)[i]
-            results[i] = _accepted_from(target, call_ids[i], locator, linked=True, prank=prank)
-    for i, first in repeats:
-        got = results[first]
-        results[i] = (
-            got.model_copy(update={"duplicate_of_external_id": True, "repeat_prank_caller": False})
-            if isinstance(got, CallAccepted)
-            else got
-        )
-    out = [r for r in results if r is not None]
-    assert len(out) == len(requests)
-    return out
 
 
 @dataclass
@@ -401,22 +427,32 @@ class _NewIncident(_Target):
 _Linked = _NewIncident | _ExistingIncident
 
 
+class _Candidate(NamedTuple):
+    """A stored open incident a call may be linked to: only what matching needs."""
+
+    id: int
+    cell: int
+    lon: float
+    lat: float
+    category: str
+    status: str
+    received_at: datetime
+
+
 class _Batch:
     """What a batch has opened so far, and the stored incidents its calls may be linked to
-    (read once for the whole batch), both in grids of duplicate-radius cells."""
+    (read once for the whole batch), both in grids of duplicate-radius cells.
 
-    def __init__(self, session: Session, requests: Sequence[CallRequest]) -> None:
+    The stored candidates come from the process's `_RecentIncidents` (SQLite), or, with
+    `authoritative`, are read afresh in the batch's transaction (see `receive_calls`)."""
+
+    def __init__(
+        self, session: Session, requests: Sequence[CallRequest], *, authoritative: bool
+    ) -> None:
         self.new: list[_NewIncident] = []
         self.existing: dict[int, _ExistingIncident] = {}
         self._new_grid: dict[int, list[_NewIncident]] = defaultdict(list)
-        self._stored_grid: dict[int, list[_ExistingIncident]] = defaultdict(list)
-        self._read_stored(session, requests)
-
-    def _read_stored(self, session: Session, requests: Sequence[CallRequest]) -> None:
-        """Every open incident received within the window in the cells around the batch's
-        calls: one statement for the batch. A helpline peak makes this tens of rows per
-        call, so it reads only what matching needs, as plain driver values; the incidents
-        calls are linked to are read in full afterwards (`load_targets`)."""
+        self._stored_grid: dict[int, Mapping[str, Sequence[_Candidate]]] = {}
         cells: set[int] = set()
         for req in requests:
             call = req.call
@@ -425,19 +461,21 @@ class _Batch:
         if not cells:
             return
         since = min(r.received_at for r in requests) - DUPLICATE_WINDOW
-        rows = _RECENT_IN_CELLS.all(session.connection(), {"cells": sorted(cells), "since": since})
-        for id_, cell, lon, lat, category, status, received in rows:
-            if status not in _OPEN_VALUES or cell is None:
-                continue
-            inc = _ExistingIncident.candidate(id_, category, status, lon, lat, received)
-            self.existing[inc.id] = inc
-            self._stored_grid[cell].append(inc)
+        conn = session.connection()
+        if authoritative or conn.dialect.name != "sqlite":
+            self._stored_grid = _read_candidates(conn, cells, since)
+        else:
+            self._stored_grid = _recent_incidents(conn).in_cells(conn, cells, since)
 
-    def load_targets(self, session: Session) -> None:
-        """Everything else of the stored incidents that calls of the batch were linked to."""
+    def load_targets(self, session: Session, requests: Sequence[CallRequest]) -> list[int]:
+        """Everything else of the stored incidents that calls of the batch were linked to,
+        read in the batch's transaction. Gives the ids of those that no longer qualify
+        (gone, no longer open, or now of an incompatible type or elsewhere): a remembered
+        candidate can be stale, the batch is then matched again (`receive_calls`)."""
         chosen = {inc.id: inc for inc in self.existing.values() if inc.calls}
         if not chosen:
-            return
+            return []
+        stale = set(chosen)
         for row in _TARGETS.all(session.connection(), {"ids": sorted(chosen)}):
             values = dict(zip(_TARGET_NAMES, row, strict=True))
             inc = chosen[values.pop("id")]
@@ -447,6 +485,14 @@ class _Batch:
             values["updated_at"] = _as_utc(values["updated_at"])
             for name, value in values.items():
                 setattr(inc, name, value)
+            if inc.status in _OPEN_VALUES and all(
+                compatible(inc.category, requests[i].call.category)
+                and _distance_m(requests[i].call.lon, requests[i].call.lat, inc.lon, inc.lat)
+                <= DUPLICATE_RADIUS_M
+                for i, _ in inc.calls
+            ):
+                stale.discard(inc.id)
+        return sorted(stale)
 
     def add(self, inc: _NewIncident) -> None:
         self.new.append(inc)
@@ -457,20 +503,154 @@ class _Batch:
         window: stored, or opened earlier in this batch."""
         call = req.call
         since = req.received_at - DUPLICATE_WINDOW
-        best: _Linked | None = None
+        best: _Candidate | _Linked | None = None
         best_d = DUPLICATE_RADIUS_M
         for cell in cells_around(call.lon, call.lat):
-            stored: list[_Target] = [
-                inc for inc in self._stored_grid.get(cell, ()) if inc.received_at >= since
-            ]
-            for inc in [*stored, *self._new_grid.get(cell, ())]:
+            for category, stored in self._stored_grid.get(cell, {}).items():
+                if not compatible(category, call.category):
+                    continue
+                for c in stored:
+                    if c.received_at < since:
+                        continue
+                    d = _distance_m(call.lon, call.lat, c.lon, c.lat)
+                    if d <= best_d:
+                        best, best_d = c, d
+            for inc in self._new_grid.get(cell, ()):
                 if not compatible(inc.category, call.category):
                     continue
                 d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
                 if d <= best_d:
-                    assert isinstance(inc, _NewIncident | _ExistingIncident)
                     best, best_d = inc, d
+        if isinstance(best, _Candidate):
+            # Made an incident of the batch only once chosen: most candidates never are.
+            got = self.existing.get(best.id)
+            if got is None:
+                got = self.existing[best.id] = _ExistingIncident.candidate(
+                    best.id, best.category, best.status, best.lon, best.lat, best.received_at
+                )
+            return got
         return best
+
+
+def _read_candidates(
+    conn: Connection, cells: Collection[int], since: datetime
+) -> dict[int, Mapping[str, Sequence[_Candidate]]]:
+    """Every open incident received since `since` in `cells`, by cell and type: one
+    statement."""
+    grid: dict[int, dict[str, list[_Candidate]]] = {}
+    rows = _RECENT_IN_CELLS.all(conn, {"cells": sorted(cells), "since": since})
+    for id_, cell, lon, lat, category, status, received in rows:
+        if status in _OPEN_VALUES and cell is not None:
+            c = _Candidate(id_, cell, lon, lat, category, status, _as_utc(received))
+            grid.setdefault(cell, {}).setdefault(category, []).append(c)
+    return {cell: by_type for cell, by_type in grid.items()}
+
+
+class _RecentIncidents:
+    """The open incidents of the last duplicate window, remembered by one process for one
+    SQLite database, so that a batch of calls reads only the incidents stored since the
+    previous batch (by id: SQLite gives ids in commit order, its writers taking turns)
+    instead of every incident of the window around its calls, which at a helpline peak
+    was thousands of rows a batch and the largest part of the intake's time.
+
+    An incident closed, merged or changed since it was remembered is caught when a call
+    is linked to it (`_Batch.load_targets` reads the chosen incidents in the batch's own
+    transaction); it is then forgotten and the batch matched on a fresh read. What is
+    remembered only ever lacks what it could not know: a later change of an incident's
+    type or place that would make it a match."""
+
+    #: Rows read at a time when a process first reads the window, newest first.
+    BOOTSTRAP_CHUNK = 2000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_id: int | None = None
+        #: By cell, then by type (a call looks only at the types compatible with its own).
+        self._cells: dict[int, dict[str, deque[_Candidate]]] = {}
+        self._in_order: deque[_Candidate] = deque()  # oldest first, to forget by age
+
+    def in_cells(
+        self, conn: Connection, cells: Collection[int], since: datetime
+    ) -> dict[int, Mapping[str, Sequence[_Candidate]]]:
+        """The remembered candidates in `cells`, after reading what was stored since.
+
+        Given as they are, not copied: they change only in this method and in `forget`,
+        both run holding the database's one connection (SQLite), as does the batch
+        reading them, so nothing changes them while a batch reads."""
+        with self._lock:
+            if self._last_id is None:
+                self._bootstrap(conn, since)
+            else:
+                self._read_new(conn)
+            # A window's margin: a clock set back (a test's) still finds its incidents.
+            self._forget_older_than(since - DUPLICATE_WINDOW)
+            return {c: self._cells[c] for c in cells if c in self._cells}
+
+    def forget(self, ids: Collection[int]) -> None:
+        """Drop incidents found stale; the next read of each cell is fresh anyway."""
+        gone = set(ids)
+        with self._lock:
+            for by_type in self._cells.values():
+                for category, got in list(by_type.items()):
+                    if any(c.id in gone for c in got):
+                        by_type[category] = deque(c for c in got if c.id not in gone)
+
+    def _remember(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        for id_, cell, lon, lat, category, status, received in rows:
+            self._last_id = max(self._last_id or 0, int(id_))
+            if status not in _OPEN_VALUES or cell is None:
+                continue
+            c = _Candidate(id_, cell, lon, lat, category, status, _as_utc(received))
+            self._cells.setdefault(cell, {}).setdefault(category, deque()).append(c)
+            self._in_order.append(c)
+
+    def _read_new(self, conn: Connection) -> None:
+        self._remember(_conn_rows(conn, _CANDIDATES_AFTER, {"after": self._last_id or 0}))
+
+    def _bootstrap(self, conn: Connection, since: datetime) -> None:
+        """The window's incidents, read newest first by id until a whole chunk is older."""
+        cutoff = since - DUPLICATE_WINDOW
+        rows: list[tuple[Any, ...]] = []
+        before: int | None = None
+        while True:
+            params = {"before": before if before is not None else 2**62}
+            chunk = _conn_rows(conn, _CANDIDATES_BEFORE, params)
+            rows.extend(chunk)
+            if len(chunk) < self.BOOTSTRAP_CHUNK or all(_as_utc(r[6]) < cutoff for r in chunk):
+                break
+            before = int(chunk[-1][0])
+        self._last_id = 0
+        self._remember(sorted(rows))
+
+    def _forget_older_than(self, cutoff: datetime) -> None:
+        q = self._in_order
+        while q and q[0].received_at < cutoff:
+            c = q.popleft()
+            by_type = self._cells.get(c.cell, {})
+            got = by_type.get(c.category)
+            if got and got[0].id == c.id:
+                got.popleft()
+                if not got:
+                    del by_type[c.category]
+                    if not by_type:
+                        del self._cells[c.cell]
+
+
+def _conn_rows(conn: Connection, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(stmt, params)]
+
+
+_RECENT: weakref.WeakKeyDictionary[Any, _RecentIncidents] = weakref.WeakKeyDictionary()
+_RECENT_LOCK = threading.Lock()
+
+
+def _recent_incidents(conn: Connection) -> _RecentIncidents:
+    """This process's memory of recent incidents for the database of `conn`."""
+    with _RECENT_LOCK:
+        got = _RECENT.get(conn.engine)
+        if got is None:
+            got = _RECENT[conn.engine] = _RecentIncidents()
+        return got
 
 
 #: Grid cells a little larger than the duplicate radius, in degrees of latitude.
@@ -518,26 +698,40 @@ _TARGET_COLUMNS = (
     Incident.description,
 )
 _OPEN_VALUES = frozenset(s.value for s in OPEN)
+_CANDIDATE_COLUMNS = (
+    Incident.id,
+    Incident.cell,
+    Incident.lon,
+    Incident.lat,
+    Incident.category,
+    Incident.status,
+    type_coerce(Incident.received_at, NullType()),  # no result processing
+)
 #: Incidents received since a time in some grid cells: the duplicate candidates of a
 #: batch of calls, only what matching needs, the time as the driver stores it (see
-#: `_Batch._read_stored`). Built once, run as a `ListQuery` (a batch costs only its
+#: `_read_candidates`). Built once, run as a `ListQuery` (a batch costs only its
 #: parameters). Status is checked in Python, so the planner has one index to use:
 #: (cell, received_at).
 _RECENT_IN_CELLS = ListQuery(
-    select(
-        Incident.id,
-        Incident.cell,
-        Incident.lon,
-        Incident.lat,
-        Incident.category,
-        Incident.status,
-        type_coerce(Incident.received_at, NullType()),  # no result processing
-    ).where(
+    select(*_CANDIDATE_COLUMNS).where(
         Incident.cell.in_(bindparam("cells", expanding=True)),
         Incident.received_at >= bindparam("since", type_=UTCDateTime()),
     ),
     lists=("cells",),
     scalars=("since",),
+)
+#: Incidents stored since the last one a process remembers (see `_RecentIncidents`).
+_CANDIDATES_AFTER = (
+    select(*_CANDIDATE_COLUMNS)
+    .where(Incident.id > bindparam("after", type_=Integer()))
+    .order_by(Incident.id)
+)
+#: A chunk of incidents, newest first, before an id (a process's first read of the window).
+_CANDIDATES_BEFORE = (
+    select(*_CANDIDATE_COLUMNS)
+    .where(Incident.id < bindparam("before", type_=Integer()))
+    .order_by(Incident.id.desc())
+    .limit(_RecentIncidents.BOOTSTRAP_CHUNK)
 )
 #: The rest of the incidents a batch's calls were linked to.
 _TARGETS = ListQuery(
