@@ -4,7 +4,8 @@ It starts its own server (a fresh data directory, the demo province with 2,000 u
 uses `--url`, then runs for `--duration` seconds:
 - call takers posting helpline calls at `--rate` per second (a share of them duplicates of
   recent calls, a share panic alerts from registered devices),
-- dispatchers acknowledging recent incidents (status updates),
+- dispatchers acknowledging recent incidents (status updates, 5% of the calls' rate on
+  top of it),
 - an AVL gateway posting GPS pings of 2,000 units in batches,
 - a console client subscribed to the live event stream (Server-Sent Events).
 
@@ -205,6 +206,9 @@ class _Client:
         self.conn = None
 
 
+#: Status updates sent beside the calls, per call.
+STATUS_UPDATES_PER_CALL = 0.05
+
 #: Call-taker connections per client process: each waits for its answer before the next
 #: call, so the offered rate needs rate x latency connections in flight.
 CONNECTIONS_PER_WORKER = 4
@@ -265,14 +269,16 @@ def _call_taker(
             time.sleep(next_t - now)
         next_t += interval
         n += 1
-        roll = rng.random()
-        t0 = time.monotonic()
-        if roll < 0.05 and recent:  # a dispatcher acknowledges a recent incident
+        if rng.random() < STATUS_UPDATES_PER_CALL and recent:
+            # A dispatcher acknowledges a recent incident: on top of the calls' rate, so
+            # that `--rate` is the calls (and panic presses) offered.
             _, _, _, iid = rng.choice(recent)
+            t0 = time.monotonic()
             status, _ = disp.post(f"/api/v1/incidents/{iid}/status", {"status": "acknowledged"})
             sent.append((t0, time.monotonic(), status, iid, "status"))
-            continue
-        if roll < 0.06:  # a panic press
+        roll = rng.random()
+        t0 = time.monotonic()
+        if roll < 0.01:  # a panic press
             lon, lat = rng.choice(cfg["points"])
             status, body = panic.post(
                 "/api/v1/panic",
@@ -283,7 +289,7 @@ def _call_taker(
                 (t0, time.monotonic(), status, (body or {}).get("incident_id", -1), "panic")
             )
             continue
-        if roll < 0.16 and recent:  # a second caller reports the same event
+        if roll < 0.11 and recent:  # a second caller reports the same event
             lon, lat, cat, _ = rng.choice(recent)
             lon += rng.uniform(-0.0005, 0.0005)
         else:
