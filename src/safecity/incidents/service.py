@@ -57,7 +57,7 @@ from safecity.incidents.schemas import (
     ResponseTargetOut,
     TimelineEntry,
 )
-from safecity.incidents.types import compatible
+from safecity.incidents.types import compatible, compatible_types
 
 #: A new call this close in space and time to an open incident of a compatible type is
 #: linked to it instead of opening a new incident.
@@ -452,7 +452,7 @@ class _Batch:
         self.new: list[_NewIncident] = []
         self.existing: dict[int, _ExistingIncident] = {}
         self._new_grid: dict[int, list[_NewIncident]] = defaultdict(list)
-        self._stored_grid: dict[int, Mapping[str, Sequence[_Candidate]]] = {}
+        self._stored_grid: Mapping[int, Mapping[str, Sequence[_Candidate]]] = {}
         cells: set[int] = set()
         for req in requests:
             call = req.call
@@ -503,11 +503,12 @@ class _Batch:
         window: stored, or opened earlier in this batch."""
         call = req.call
         since = req.received_at - DUPLICATE_WINDOW
+        matching = compatible_types(call.category)
         best: _Candidate | _Linked | None = None
         best_d = DUPLICATE_RADIUS_M
         for cell in cells_around(call.lon, call.lat):
             for category, stored in self._stored_grid.get(cell, {}).items():
-                if not compatible(category, call.category):
+                if category not in matching:
                     continue
                 for c in stored:
                     if c.received_at < since:
@@ -516,7 +517,7 @@ class _Batch:
                     if d <= best_d:
                         best, best_d = c, d
             for inc in self._new_grid.get(cell, ()):
-                if not compatible(inc.category, call.category):
+                if inc.category not in matching:
                     continue
                 d = _distance_m(call.lon, call.lat, inc.lon, inc.lat)
                 if d <= best_d:
@@ -534,7 +535,7 @@ class _Batch:
 
 def _read_candidates(
     conn: Connection, cells: Collection[int], since: datetime
-) -> dict[int, Mapping[str, Sequence[_Candidate]]]:
+) -> Mapping[int, Mapping[str, Sequence[_Candidate]]]:
     """Every open incident received since `since` in `cells`, by cell and type: one
     statement."""
     grid: dict[int, dict[str, list[_Candidate]]] = {}
@@ -571,12 +572,13 @@ class _RecentIncidents:
 
     def in_cells(
         self, conn: Connection, cells: Collection[int], since: datetime
-    ) -> dict[int, Mapping[str, Sequence[_Candidate]]]:
+    ) -> Mapping[int, Mapping[str, Sequence[_Candidate]]]:
         """The remembered candidates in `cells`, after reading what was stored since.
 
         Given as they are, not copied: they change only in this method and in `forget`,
         both run holding the database's one connection (SQLite), as does the batch
-        reading them, so nothing changes them while a batch reads."""
+        reading them, so nothing changes them while a batch reads. Every remembered cell
+        is given (a batch looks up only its calls' cells), so giving costs nothing."""
         with self._lock:
             if self._last_id is None:
                 self._bootstrap(conn, since)
@@ -584,7 +586,7 @@ class _RecentIncidents:
                 self._read_new(conn)
             # A window's margin: a clock set back (a test's) still finds its incidents.
             self._forget_older_than(since - DUPLICATE_WINDOW)
-            return {c: self._cells[c] for c in cells if c in self._cells}
+            return self._cells
 
     def forget(self, ids: Collection[int]) -> None:
         """Drop incidents found stale; the next read of each cell is fresh anyway."""

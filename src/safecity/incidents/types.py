@@ -5,6 +5,7 @@ These are the defaults a new database is seeded with; the command centre edits t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -65,3 +66,10 @@ COMPATIBLE_GROUPS: tuple[frozenset[str], ...] = (
 
 def compatible(a: str, b: str) -> bool:
     return a == b or any(a in g and b in g for g in COMPATIBLE_GROUPS)
+
+
+@functools.cache
+def compatible_types(a: str) -> frozenset[str]:
+    """Every type `compatible` with `a` (itself included): matching a call against many
+    stored incidents asks one set instead of the groups each time."""
+    return frozenset({a}.union(*(g for g in COMPATIBLE_GROUPS if a in g)))
