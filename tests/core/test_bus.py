@@ -178,3 +178,14 @@ def test_the_stream_forgets_events_older_than_its_age_limit() -> None:
     bus.publish("vision.events.zone", {"n": 2})
     assert len(bus._events) == 1  # memory holds only what a live consumer may still need
     assert [m.data["n"] for m in sub.fetch(batch=10, timeout=0.1)] == [2]
+
+
+def test_event_ids_are_unique_across_buses_and_shaped_like_uuids() -> None:
+    # Two processes (or one restarted) publish to one shared file that stores an id once.
+    first, second = InProcessBus(), InProcessBus()
+    ids = [b.publish("units.location", {"n": n}).id for b in (first, second) for n in range(500)]
+    ids += [first.publish_many([("incidents.created", {})] * 3)[k].id for k in range(3)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    first.close()
+    second.close()
