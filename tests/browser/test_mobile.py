@@ -150,14 +150,20 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     assert box["height"] >= 56 and box["width"] >= 140
     screenshot(field, "field.png", full_page=True, min_bytes=20_000)
 
-    field.tap("#step-en_route")
+    _tap_until(
+        field,
+        "#step-en_route",
+        lambda: field.wait_for_selector('#field-job-status[data-status="en_route"]', timeout=3_000),
+    )
     board.wait_for_selector(f"{row}[data-status=en_route]", timeout=5_000)
-    field.wait_for_selector('#field-job-status[data-status="en_route"]')
     assert field.locator("#step-en_route").is_disabled()
 
-    field.tap("#step-on_scene")
+    _tap_until(
+        field,
+        "#step-on_scene",
+        lambda: field.wait_for_selector('#field-job-status[data-status="on_scene"]', timeout=3_000),
+    )
     board.wait_for_selector(f"{row}[data-status=on_scene]", timeout=5_000)
-    field.wait_for_selector('#field-job-status[data-status="on_scene"]')
 
     # Clearing asks for a disposition first.
     _tap_until(
