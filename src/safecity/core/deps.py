@@ -51,7 +51,7 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     that pool too. Were every thread taken by requests waiting for a connection, the request
     holding one could neither finish nor give it back: all of them would stall until the
     connection pool's timeout (a minute) and fail. So a request holds a *session slot*
-    (at most half the pool's threads, `_session_slots`) from before its session opens until
+    (at most half the pool's threads, `_SESSION_SLOTS`) from before its session opens until
     it is closed, the closing runs on threads of its own, and credential lookups too
     (`principal_for`): a thread is always left for the request holding the connection."""
     async with _limiter(_SESSION_SLOTS, None):

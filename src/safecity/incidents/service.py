@@ -465,7 +465,7 @@ class _Batch:
         if authoritative or conn.dialect.name != "sqlite":
             self._stored_grid = _read_candidates(conn, cells, since)
         else:
-            self._stored_grid = _recent_incidents(conn).in_cells(conn, cells, since)
+            self._stored_grid = _recent_incidents(conn).by_cell(conn, since)
 
     def load_targets(self, session: Session, requests: Sequence[CallRequest]) -> list[int]:
         """Everything else of the stored incidents that calls of the batch were linked to,
@@ -570,15 +570,16 @@ class _RecentIncidents:
         self._cells: dict[int, dict[str, deque[_Candidate]]] = {}
         self._in_order: deque[_Candidate] = deque()  # oldest first, to forget by age
 
-    def in_cells(
-        self, conn: Connection, cells: Collection[int], since: datetime
+    def by_cell(
+        self, conn: Connection, since: datetime
     ) -> Mapping[int, Mapping[str, Sequence[_Candidate]]]:
-        """The remembered candidates in `cells`, after reading what was stored since.
+        """The remembered candidates by cell and type, after reading what was stored since
+        the last read (`since`: the oldest a caller will look at).
 
         Given as they are, not copied: they change only in this method and in `forget`,
         both run holding the database's one connection (SQLite), as does the batch
-        reading them, so nothing changes them while a batch reads. Every remembered cell
-        is given (a batch looks up only its calls' cells), so giving costs nothing."""
+        reading them, so nothing changes them while a batch reads. A batch looks up only
+        its calls' cells."""
         with self._lock:
             if self._last_id is None:
                 self._bootstrap(conn, since)
