@@ -171,39 +171,107 @@ def _wait_health(url: str, proc: subprocess.Popen[bytes] | None, timeout: float 
 
 
 class _Client:
-    """One keep-alive HTTP/1.1 connection that reconnects after a failure."""
+    """One keep-alive HTTP/1.1 connection that reconnects after a failure.
+
+    Written on a plain socket, not `http.client`: the clients share the machine with the
+    server they measure. With `http.client` (headers parsed through the `email` package, a
+    buffered reader per answer) the call takers used 335 us of CPU a call, 14% of this
+    2-core machine at 850 calls/s; with this client 160 us (8%). It sends each request with
+    one `sendall` and reads the answer's head and its `Content-Length` (or chunked) body
+    straight from the socket."""
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         u = urllib.parse.urlsplit(url)
         self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
-        self.headers = {"Content-Type": "application/json", **headers}
-        self.conn: http.client.HTTPConnection | None = None
+        self.head = "".join(
+            f"{k}: {v}\r\n"
+            for k, v in {
+                "Host": f"{self.host}:{self.port}",
+                "Content-Type": "application/json",
+                **headers,
+            }.items()
+        )
+        self.sock: socket.socket | None = None
+        self.buf = b""
 
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        request = (
+            f"POST {path} HTTP/1.1\r\n{self.head}{extra}Content-Length: {len(data)}\r\n\r\n"
+        ).encode() + data
         # A kept-alive connection the server closed while idle fails on its next request
         # before the server reads it: like any HTTP client, retry that once, afresh.
-        for fresh in (self.conn is None, True):
+        for fresh in (self.sock is None, True):
             try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-                self.conn.request("POST", path, data, {**self.headers, **(headers or {})})
-                r = self.conn.getresponse()
-                payload = r.read()
-                return r.status, json.loads(payload) if payload else None
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if self.sock is None:
+                    self.sock = socket.create_connection((self.host, self.port), timeout=30)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.buf = b""
+                self.sock.sendall(request)
+                status, payload, close = self._read_response()
+                if close:
+                    self._drop()
+                return status, json.loads(payload) if payload else None
+            except (_Closed, BrokenPipeError, ConnectionResetError):
                 self._drop()
                 if fresh:
                     return 0, None
-            except (OSError, http.client.HTTPException, json.JSONDecodeError):
+            except (OSError, ValueError, IndexError):  # a timeout, a malformed answer
                 self._drop()
                 return 0, None
         return 0, None
 
+    def _read_response(self) -> tuple[int, bytes, bool]:
+        """Status, body and whether the server closes the connection after it."""
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4 :]
+        lines = head.split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        close = fields.get("connection", "").lower() == "close"
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            return status, self._read_chunked(), close
+        return status, self._take(int(fields.get("content-length", "0"))), close
+
+    def _read_chunked(self) -> bytes:
+        body = b""
+        while True:
+            while (eol := self.buf.find(b"\r\n")) < 0:
+                self._fill()
+            size = int(self.buf[:eol].split(b";", 1)[0], 16)
+            self.buf = self.buf[eol + 2 :]
+            chunk = self._take(size + 2)[:size]  # each chunk ends with CRLF
+            if size == 0:
+                return body  # (no trailers are sent by our server)
+            body += chunk
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _fill(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise _Closed
+        self.buf += chunk
+
     def _drop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+        self.buf = b""
+
+
+class _Closed(ConnectionError):
+    """The server closed the connection before a whole answer came."""
 
 
 #: Status updates sent beside the calls, per call.
