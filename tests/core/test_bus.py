@@ -40,6 +40,28 @@ def test_delivers_in_order_only_matching_subjects() -> None:
     assert all(m.subject == "incidents.created" for m in msgs)
 
 
+@pytest.mark.parametrize("lag", [0, 3, 700, 1990])
+@pytest.mark.parametrize("batch", [1, 7, 500])
+def test_a_consumer_behind_by_any_amount_gets_every_match_in_order(lag: int, batch: int) -> None:
+    """A consumer reads the stream from its cursor: from the stream's start when far
+    behind, from its end when close (both ways, in batches, after old events aged out)."""
+    bus = InProcessBus(max_events=1000)
+    sub = bus.subscribe("incidents.*")
+    subjects = ["units.location", "incidents.created", "alerts.raised", "incidents.updated"]
+    for n in range(2000 - lag):
+        bus.publish(subjects[n % 4], {"n": n})
+    got = []
+    while msgs := sub.fetch(batch=batch, timeout=0.01):
+        got += [m.data["n"] for m in msgs]
+    for n in range(2000 - lag, 2000):
+        bus.publish(subjects[n % 4], {"n": n})
+    while msgs := sub.fetch(batch=batch, timeout=0.01):
+        got += [m.data["n"] for m in msgs]
+    first = range(max(1000 - lag, 0), 2000 - lag)  # the last 1000 of the first part
+    kept = [*first, *range(max(2000 - lag, 1000), 2000)]  # then what is left of the rest
+    assert got == [n for n in kept if n % 2 == 1]
+
+
 def test_unacked_message_is_redelivered_after_ack_wait() -> None:
     bus = InProcessBus()
     sub = bus.subscribe("a.b", ack_wait=0.2)

@@ -289,3 +289,48 @@ def test_incidents_stored_by_another_process_are_linked(cad_runtime: Runtime) ->
         other.close()
     assert to_x.linked_to_existing and to_x.incident_id == x.incident_id
     assert to_y.linked_to_existing and to_y.incident_id == y.incident_id
+
+
+def test_a_rolled_back_batch_is_not_remembered(cad_runtime: Runtime) -> None:
+    """A process remembers its own incidents only once committed: SQLite gives a
+    rolled-back batch's ids again, and had they been remembered as read, the incidents
+    that get those ids next (here another process's) would be skipped and never linked."""
+    from safecity.core.runtime import build_runtime
+
+    rt = cad_runtime
+    here, there, elsewhere = _point(rt, 10), _point(rt, 11), _point(rt, 12)
+    _take(rt, [_req(rt, *here)])  # this process remembers from here on
+    with rt.sessions() as s:
+        ghost = service.receive_calls(s, requests=[_req(rt, *elsewhere)])
+        s.rollback()
+    other = build_runtime(rt.settings, clock=rt.clock, run_migrations=False)
+    try:
+        (y,) = _take(other, [_req(other, *there)])
+    finally:
+        other.close()
+    assert y.incident_id == ghost[0].incident_id  # the id came again
+    (to_y,) = _take(rt, [_req(rt, there[0], there[1] + 60 * M)])
+    assert to_y.linked_to_existing and to_y.incident_id == y.incident_id
+
+
+def test_own_incidents_are_remembered_only_right_after_the_last_one_read() -> None:
+    """`add_committed` takes a process's own committed incidents as read only when their
+    ids follow the last id it read: with a gap (someone else's incident in between), the
+    next read must take them all, in order."""
+    from datetime import UTC, datetime
+
+    def cand(id_: int) -> service._Candidate:
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        return service._Candidate(id_, 5, 73.0, 33.7, "robbery", "routed", at)
+
+    recent = service._RecentIncidents()
+    recent.add_committed([cand(1)])  # nothing read yet: the first read bootstraps
+    assert recent._last_id is None and not recent._in_order
+    recent._last_id = 10
+    recent.add_committed([cand(12), cand(13)])  # 11 is someone else's
+    assert recent._last_id == 10 and not recent._in_order
+    recent.add_committed([cand(11), cand(13)])  # 12 is someone else's
+    assert recent._last_id == 10 and not recent._in_order
+    recent.add_committed([cand(12), cand(11)])
+    assert recent._last_id == 12 and [c.id for c in recent._in_order] == [11, 12]
+    assert [c.id for c in recent._cells[5]["robbery"]] == [11, 12]

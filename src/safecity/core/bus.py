@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -38,8 +39,12 @@ class Event:
     time: datetime
 
 
+@functools.lru_cache(maxsize=65536)
 def subject_matches(filter_: str, subject: str) -> bool:
-    """NATS subject matching: `*` is one token, `>` is one or more trailing tokens."""
+    """NATS subject matching: `*` is one token, `>` is one or more trailing tokens.
+
+    Cached: every consumer looks at every event of the stream (thousands of unit positions
+    a second), and a service uses only a few dozen subjects and filters."""
     ft = filter_.split(".")
     st = subject.split(".")
     for i, tok in enumerate(ft):
@@ -356,6 +361,15 @@ class InProcessBus(EventBus):
             return self._events[idx]
         return None
 
+    def _events_after(self, seq: int) -> Iterable[Event]:
+        """The stream's events after `seq`, oldest first, reached from the nearer end
+        (indexing a long deque in its middle walks it, and consumers read near its end)."""
+        skip = max(seq + 1 - self._first_seq, 0)
+        left = len(self._events) - skip
+        if left <= skip:
+            return reversed(list(itertools.islice(reversed(self._events), left)))
+        return itertools.islice(self._events, skip, None)
+
     def _take(self, st: _ConsumerState, batch: int) -> list[Message]:
         now = time.monotonic()
         out: list[Message] = []
@@ -370,12 +384,15 @@ class InProcessBus(EventBus):
                 st.pending[seq] = (now + st.ack_wait, n + 1)
                 out.append(Message(ev, st, n + 1))
         st.cursor = max(st.cursor, self._first_seq - 1)
-        while len(out) < batch and st.cursor < self._last_seq:
-            st.cursor += 1
-            ev = self._event_at(st.cursor)
-            if ev is not None and subject_matches(st.subject_filter, ev.subject):
-                st.pending[ev.seq] = (now + st.ack_wait, 1)
-                out.append(Message(ev, st, 1))
+        if len(out) < batch and st.cursor < self._last_seq:
+            filter_, deadline = st.subject_filter, now + st.ack_wait
+            for ev in self._events_after(st.cursor):
+                st.cursor = ev.seq
+                if subject_matches(filter_, ev.subject):
+                    st.pending[ev.seq] = (deadline, 1)
+                    out.append(Message(ev, st, 1))
+                    if len(out) >= batch:
+                        break
         return out
 
     def _next_deadline(self, st: _ConsumerState) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,10 +187,13 @@ def make_sessionmaker(engine: Engine, bus: EventBus) -> sessionmaker[Session]:
         pending: list[tuple[str, dict[str, Any]]] = session.info.pop("pending_events", [])
         if pending:
             bus.publish_many(pending)
+        for callback in session.info.pop("after_commit", ()):
+            callback()
 
     @event.listens_for(factory, "after_rollback")
     def _drop_events(session: Session) -> None:
         session.info.pop("pending_events", None)
+        session.info.pop("after_commit", None)
 
     return factory
 
@@ -198,6 +201,12 @@ def make_sessionmaker(engine: Engine, bus: EventBus) -> sessionmaker[Session]:
 def publish_after_commit(session: Session, subject: str, data: dict[str, Any]) -> None:
     """Queue an event on the session; it is published only if the transaction commits."""
     session.info.setdefault("pending_events", []).append((subject, data))
+
+
+def call_after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction has committed (after its events are
+    published); never if it rolls back. For in-process memories of what was written."""
+    session.info.setdefault("after_commit", []).append(callback)
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from sqlalchemy.types import NullType
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
 from safecity.core.bulk import BulkStatement, ListQuery
-from safecity.core.db import Base, UTCDateTime, publish_after_commit
+from safecity.core.db import Base, UTCDateTime, call_after_commit, publish_after_commit
 from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.geo import service as geo
 from safecity.geo.schemas import Location
@@ -248,6 +248,23 @@ def receive_calls(
 
     new_incidents = batch.new
     _insert_incidents(session, new_incidents)
+    if new_incidents and session.connection().dialect.name == "sqlite":
+        # This process knows what it just stored: once committed it is remembered as
+        # read, and the next batch's read skips it (see `_RecentIncidents.add_committed`).
+        recent = _recent_incidents(session.connection())
+        stored = [
+            _Candidate(
+                inc.id,
+                location_cell(inc.lon, inc.lat),
+                inc.lon,
+                inc.lat,
+                inc.category,
+                inc.status,
+                inc.received_at,
+            )
+            for inc in new_incidents
+        ]
+        call_after_commit(session, lambda: recent.add_committed(stored))
     call_ids = _insert_calls(session, requests, links, new_incidents)
     _update_linked(session, links)
 
@@ -502,18 +519,23 @@ class _Batch:
         """The nearest open incident of a compatible type within the radius and time
         window: stored, or opened earlier in this batch."""
         call = req.call
+        lon, lat = call.lon, call.lat
         since = req.received_at - DUPLICATE_WINDOW
         matching = compatible_types(call.category)
         best: _Candidate | _Linked | None = None
         best_d = DUPLICATE_RADIUS_M
-        for cell in cells_around(call.lon, call.lat):
+        # `_distance_m` written out: this loop runs over every remembered incident near
+        # each call, and at a peak those are tens of thousands (a call less per loop).
+        cos, rad, hypot, m_per_deg = math.cos, math.radians, math.hypot, _M_PER_DEG
+        for cell in cells_around(lon, lat):
             for category, stored in self._stored_grid.get(cell, {}).items():
                 if category not in matching:
                     continue
                 for c in stored:
-                    if c.received_at < since:
+                    _, _, c_lon, c_lat, _, _, received_at = c
+                    if received_at < since:
                         continue
-                    d = _distance_m(call.lon, call.lat, c.lon, c.lat)
+                    d = hypot((lon - c_lon) * cos(rad((lat + c_lat) / 2)), lat - c_lat) * m_per_deg
                     if d <= best_d:
                         best, best_d = c, d
             for inc in self._new_grid.get(cell, ()):
@@ -597,6 +619,24 @@ class _RecentIncidents:
                 for category, got in list(by_type.items()):
                     if any(c.id in gone for c in got):
                         by_type[category] = deque(c for c in got if c.id not in gone)
+
+    def add_committed(self, stored: Sequence[_Candidate]) -> None:
+        """Incidents this process has just committed, remembered without reading them
+        back, when they are the very next ids after the last one remembered (SQLite gives
+        ids in commit order): nobody else's incident can then be among or before them.
+        Otherwise (another process or thread committed in between) nothing is done, and
+        the next read takes them all in order."""
+        ids = sorted(c.id for c in stored)
+        with self._lock:
+            if self._last_id is None or not ids or ids[0] != self._last_id + 1:
+                return
+            if ids[-1] - ids[0] + 1 != len(ids):
+                return  # not contiguous: someone else's incident lies among them
+            for c in sorted(stored, key=lambda c: c.id):
+                if c.status in _OPEN_VALUES:
+                    self._cells.setdefault(c.cell, {}).setdefault(c.category, deque()).append(c)
+                    self._in_order.append(c)
+            self._last_id = ids[-1]
 
     def _remember(self, rows: Sequence[tuple[Any, ...]]) -> None:
         for id_, cell, lon, lat, category, status, received in rows:

@@ -528,6 +528,8 @@ def run_cad_bench(
     ]
     for p in procs:
         p.start()
+    time.sleep(max(0.0, start - time.monotonic()))
+    cpu_at_start = _cpu_s(proc.pid) if proc is not None else 0.0
     restarted_at = None
     if kill:
         time.sleep(max(0.0, start + duration / 2 - time.monotonic()))
@@ -552,6 +554,9 @@ def run_cad_bench(
         elif kind == "pings":
             ok_pings += value[0]
             failed_pings += value[1]
+    # The server's CPU over the load (its work per call, less noisy than the rates on a
+    # shared machine); not across a kill.
+    server_cpu = _cpu_s(proc.pid) - cpu_at_start if proc is not None and not kill else None
     time.sleep(3.0)  # the last calls' events are still on their way
     stop.set()
     kind, value = out.get(timeout=60)
@@ -585,6 +590,10 @@ def run_cad_bench(
         "failed_requests": sum(1 for c in calls if c[2] not in (200, 201)),
         "failed_by_status": dict(Counter(str(c[2]) for c in calls if c[2] not in (200, 201))),
         "failed_pings": failed_pings,
+        "server_cores": round(server_cpu / duration, 2) if server_cpu else None,
+        "server_cpu_ms_per_call": (
+            round(server_cpu * 1000 / len(answered), 3) if server_cpu and answered else None
+        ),
         "target_rate": rate,
         "duration_s": duration,
         "server_processes": server_processes,
@@ -622,6 +631,19 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) of a process and its children now (Linux /proc; 0
+    where there is none)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _still_running(pids: list[int], *, wait_s: float) -> int:
