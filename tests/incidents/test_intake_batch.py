@@ -334,3 +334,20 @@ def test_own_incidents_are_remembered_only_right_after_the_last_one_read() -> No
     recent.add_committed([cand(12), cand(11)])
     assert recent._last_id == 12 and [c.id for c in recent._in_order] == [11, 12]
     assert [c.id for c in recent._cells[5]["robbery"]] == [11, 12]
+
+
+def test_prank_counts_start_from_the_batch_numbers(cad_runtime: Runtime) -> None:
+    """The prank count of a batch's callers is looked up by their numbers: SQLite's
+    planner had started from every incident of type prank (its category index), so each
+    batch read every prank call ever stored and intake slowed down as history grew."""
+    rt = cad_runtime
+    if rt.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query planner")
+    q = service._PRANKS._for(rt.engine.dialect, (32,))
+    with rt.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + q.sql, tuple([None] * q.sql.count("?"))
+        ).all()
+    steps = " | ".join(str(row[3]) for row in plan)
+    assert "ix_calls_caller_number" in steps, steps
+    assert "ix_incidents_category" not in steps, steps

@@ -243,12 +243,14 @@ class InProcessBus(EventBus):
     def publish_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
         # One lock and one wake-up of each consumer for the whole batch: a committed batch
         # of calls publishes hundreds of events at once.
-        for subject, _ in events:
+        subjects = {subject for subject, _ in events}
+        for subject in subjects:
             validate_subject(subject)
+        at = datetime.now(UTC)  # one clock reading for the batch: published together
         with self._cond:
-            out = [self._append(subject, data, None) for subject, data in events]
+            out = [self._append(subject, data, None, at=at) for subject, data in events]
             if out:
-                self._wake_all({subject for subject, _ in events})
+                self._wake_all(subjects)
             return out
 
     def append_received(self, events: Sequence[tuple[str, dict[str, Any], str, datetime]]) -> None:

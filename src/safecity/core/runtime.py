@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from safecity.core.bus import EventBus, make_bus
 from safecity.core.clock import Clock, SystemClock
 from safecity.core.config import Settings
-from safecity.core.db import make_engine, make_sessionmaker, migrate
+from safecity.core.db import WalCheckpointer, make_engine, make_sessionmaker, migrate
 
 
 @dataclass
@@ -20,10 +20,14 @@ class Runtime:
     sessions: sessionmaker[Session]
     bus: EventBus
     clock: Clock = field(default_factory=SystemClock)
+    #: Checkpoints the SQLite file's log off the writers' commits (None on PostgreSQL).
+    checkpointer: WalCheckpointer | None = None
 
     def close(self) -> None:
         self.bus.close()
         self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
 
 def build_runtime(
@@ -31,7 +35,10 @@ def build_runtime(
 ) -> Runtime:
     """Engine, sessions and bus from `settings`; the schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url, shared_writers=settings.workers > 1)
+    url = settings.sqlalchemy_url
+    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    on_file = bool(path) and path != ":memory:"
+    engine = make_engine(url, shared_writers=settings.workers > 1, background_checkpoints=on_file)
     if run_migrations:
         migrate(engine)
     bus = make_bus(settings.bus_url)
@@ -41,4 +48,5 @@ def build_runtime(
         sessions=make_sessionmaker(engine, bus),
         bus=bus,
         clock=clock or SystemClock(),
+        checkpointer=WalCheckpointer(path) if on_file else None,
     )

@@ -803,12 +803,19 @@ _BY_EXTERNAL_ID = ListQuery(
 )
 #: Prank calls per caller number since a time.
 _PRANKS = ListQuery(
+    # The incident's type as a subquery, not a join: with a join SQLite's planner started
+    # from the incidents of type "prank" (its category index) and read every prank call
+    # ever stored, a batch's cost growing with history (3.4 ms a batch at 20,000 calls).
+    # Now it starts from the batch's numbers (the caller_number index).
     select(Call.caller_number, func.count())
-    .join(Incident, Incident.id == Call.incident_id)
     .where(
         Call.caller_number.in_(bindparam("numbers", expanding=True)),
         Call.received_at >= bindparam("since", type_=UTCDateTime()),
-        Incident.category == "prank",
+        select(Incident.category)
+        .where(Incident.id == Call.incident_id)
+        .correlate(Call)
+        .scalar_subquery()
+        == "prank",
     )
     .group_by(Call.caller_number),
     lists=("numbers",),
