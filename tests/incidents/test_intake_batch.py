@@ -308,7 +308,8 @@ def test_a_rolled_back_batch_is_not_remembered(cad_runtime: Runtime) -> None:
         (y,) = _take(other, [_req(other, *there)])
     finally:
         other.close()
-    assert y.incident_id == ghost[0].incident_id  # the id came again
+    if rt.engine.dialect.name == "sqlite":  # (PostgreSQL's sequences never give one again)
+        assert y.incident_id == ghost[0].incident_id  # the id came again
     (to_y,) = _take(rt, [_req(rt, there[0], there[1] + 60 * M)])
     assert to_y.linked_to_existing and to_y.incident_id == y.incident_id
 
