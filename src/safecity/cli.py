@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             workers=args.workers,
             keep=args.keep,
             server_processes=args.server_processes,
+            username=args.user,
+            password=args.password or os.environ.get("SAFECITY_BENCH_PASSWORD"),
         )
         print(json.dumps(result) if args.json else summary_line(result))
         return 0
@@ -262,7 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="cad: server processes (SAFECITY_WORKERS of the server it starts)",
     )
-    b.add_argument("--url", help="cad: a running server instead of starting one")
+    b.add_argument(
+        "--url",
+        help="cad: a running server instead of starting one (prepared through its API with "
+        "an admin's --user and --password)",
+    )
+    b.add_argument("--user", help="cad with --url: an admin's user name")
+    b.add_argument(
+        "--password",
+        help="cad with --url: that admin's password (or SAFECITY_BENCH_PASSWORD)",
+    )
     b.add_argument("--keep", action="store_true", help="cad: keep the data directory")
     b.add_argument(
         "--video",

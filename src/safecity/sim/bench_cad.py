@@ -167,6 +167,145 @@ def _wait_health(url: str, proc: subprocess.Popen[bytes] | None, timeout: float 
     raise RuntimeError("server did not become healthy")
 
 
+# --------------------------------------------------------------------------- a running server
+
+
+def _api(
+    url: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    form: dict[str, str] | None = None,
+    token: str | None = None,
+) -> Any:
+    """One request to a running server for the preparation (not timed): its JSON answer;
+    a refusal raises `RuntimeError` with the server's message."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Accept": "application/json"}
+    data = None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            payload = r.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise RuntimeError(f"{method} {path} answered {exc.code}: {detail}") from None
+    except OSError as exc:
+        raise RuntimeError(f"{method} {path}: {url} cannot be reached ({exc})") from None
+    return json.loads(payload) if payload else None
+
+
+def prepare_remote(url: str, *, username: str, password: str) -> dict[str, Any]:
+    """What `prepare` makes, made through the API of a running server with an admin's
+    login: two machine clients' keys (a PBX and a dispatcher), 20 panic devices and, where
+    the server has fewer, units up to 2,000 (codes `BENCH-n`, created once and reused by
+    later runs). Station points come from the station layer. Nothing is deleted."""
+    import shapely.geometry
+
+    token = _api(
+        url, "POST", "/api/v1/auth/token", form={"username": username, "password": password}
+    )["access_token"]
+    run = f"{int(time.time())}-{os.getpid()}"
+    keys = {
+        role: _api(
+            url,
+            "POST",
+            "/api/v1/auth/service-accounts",
+            body={"name": f"bench-{role}-{run}", "role": role},
+            token=token,
+        )["api_key"]
+        for role in ("telephony", "dispatcher")
+    }
+    stations = _api(url, "GET", "/api/v1/geo/stations", token=token)["features"]
+    if not stations:
+        raise RuntimeError("the server has no police stations: load a geography first")
+    points: list[tuple[int, float, float]] = []
+    for feature in stations:
+        p = shapely.geometry.shape(feature["geometry"]).representative_point()
+        points.append((int(feature["properties"]["id"]), float(p.x), float(p.y)))
+    devices = [
+        _api(
+            url,
+            "POST",
+            "/api/v1/panic-devices",
+            body={
+                "code": f"BENCH-PD-{run}-{i}",
+                "name": f"Bench device {i}",
+                "kind": "school",
+                "phone": "0915550000",
+                "lon": points[i % len(points)][1],
+                "lat": points[i % len(points)][2],
+            },
+            token=token,
+        )["device_key"]
+        for i in range(20)
+    ]
+    units = _api(url, "GET", "/api/v1/units", token=token)
+    codes = {u["code"] for u in units}
+    rng = random.Random(3)
+    wanted = EXTRA_UNITS + 200
+    for i in range(EXTRA_UNITS):
+        if len(units) >= wanted:
+            break
+        if f"BENCH-{i}" in codes:
+            continue
+        sid, lon, lat = points[i % len(points)]
+        units.append(
+            _api(
+                url,
+                "POST",
+                "/api/v1/units",
+                body={
+                    "code": f"BENCH-{i}",
+                    "callsign": f"B-{i}",
+                    "kind": rng.choice(["patrol_car", "motorcycle"]),
+                    "home_station_id": sid,
+                    "lon": lon + rng.uniform(-0.003, 0.003),
+                    "lat": lat + rng.uniform(-0.003, 0.003),
+                },
+                token=token,
+            )
+        )
+    return {
+        "points": [(p[1], p[2]) for p in points],
+        "calls_key": keys["telephony"],
+        "dispatch_key": keys["dispatcher"],
+        "devices": devices,
+        "units": [u["id"] for u in units],
+        "token": token,
+    }
+
+
+def _verify_remote(url: str, token: str, incident_ids: set[int]) -> tuple[int, int]:
+    """`_verify` through the API: each answered incident read back (a few threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(iid: int) -> tuple[bool, bool]:
+        try:
+            got = _api(url, "GET", f"/api/v1/incidents/{iid}", token=token)
+        except RuntimeError as exc:
+            if "answered 404" in str(exc):
+                return False, False
+            raise
+        return True, len(got.get("timeline", [])) >= 2
+
+    ids = sorted(i for i in incident_ids if i > 0)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(check, ids))
+    return sum(1 for have, _ in found if not have), sum(1 for have, tl in found if have and not tl)
+
+
 # --------------------------------------------------------------------------- clients
 
 
@@ -480,19 +619,28 @@ def run_cad_bench(
     workers: int = 8,
     keep: bool = False,
     server_processes: int = 1,
+    username: str | None = None,
+    password: str | None = None,
 ) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="safecity-bench-cad-"))
+    """The load on a server of its own (a fresh data directory), or with `url` on a
+    running one, prepared through its API with an admin's `username` and `password`
+    (there, `lost` is checked through the API too, and `--kill` cannot be used)."""
     proc = None
     if url is None:
+        tmp = Path(tempfile.mkdtemp(prefix="safecity-bench-cad-"))
         cfg = prepare(tmp, short_targets=kill)
         port = _free_port()
         proc = start_server(tmp, port, processes=server_processes)
         url = f"http://127.0.0.1:{port}"
     else:
-        raise SystemExit(
-            "--url needs a prepared server; run without --url to let the bench "
-            "prepare its own (the keys and units come from the preparation)"
-        )
+        if kill:
+            raise SystemExit("--kill restarts the server it started: it cannot with --url")
+        if not username or not password:
+            raise SystemExit("--url needs an admin's --user and --password to prepare the run")
+        url = url.rstrip("/")
+        _wait_health(url, None, timeout=10)
+        cfg = prepare_remote(url, username=username, password=password)
+        tmp = Path(tempfile.mkdtemp(prefix="safecity-bench-cad-"))
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     ready, stop = ctx.Event(), ctx.Event()
@@ -572,7 +720,11 @@ def run_cad_bench(
     if proc is not None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    missing, no_timeline = _verify(tmp, {c[3] for c in answered})
+    answered_ids = {c[3] for c in answered}
+    if proc is None:
+        missing, no_timeline = _verify_remote(url, cfg["token"], answered_ids)
+    else:
+        missing, no_timeline = _verify(tmp, answered_ids)
     unseen = [] if kill else [c for c in created if c[3] not in seen]
     lost_events = len(unseen)
     summary: dict[str, Any] = {
