@@ -36,7 +36,7 @@ def build_runtime(
     """Engine, sessions and bus from `settings`; the schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.sqlalchemy_url
-    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
     on_file = bool(path) and path != ":memory:"
     engine = make_engine(url, shared_writers=settings.workers > 1, background_checkpoints=on_file)
     if run_migrations:
