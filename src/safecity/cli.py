@@ -126,19 +126,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(video) if args.json else summary(video))
         return 0
     if args.what == "cad":
-        from safecity.sim.bench_cad import run_cad_bench, summary_line
+        from safecity.sim.bench_cad import BenchSetupError, run_cad_bench, summary_line
 
-        result = run_cad_bench(
-            duration=args.duration,
-            rate=args.rate,
-            kill=args.kill,
-            url=args.url,
-            workers=args.workers,
-            keep=args.keep,
-            server_processes=args.server_processes,
-            username=args.user,
-            password=args.password or os.environ.get("SAFECITY_BENCH_PASSWORD"),
-        )
+        try:
+            result = run_cad_bench(
+                duration=args.duration,
+                rate=args.rate,
+                kill=args.kill,
+                url=args.url,
+                workers=args.workers,
+                keep=args.keep,
+                server_processes=args.server_processes,
+                username=args.user,
+                password=args.password or os.environ.get("SAFECITY_BENCH_PASSWORD"),
+            )
+        except BenchSetupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(result) if args.json else summary_line(result))
         return 0
     from safecity.sim.bench import run_bench

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from safecity.cli import main
 from safecity.core.config import load_settings
 from safecity.core.runtime import build_runtime
 from safecity.sim.bench_cad import PASSWORD, _free_port, run_cad_bench, start_server
@@ -75,6 +76,8 @@ def test_a_running_server_is_prepared_and_checked_through_its_api(tmp_path: Path
             run_cad_bench(url=url, duration=1, kill=True, username="admin", password=PASSWORD)
         with pytest.raises(RuntimeError, match="auth/token answered 401"):
             run_cad_bench(url=url, duration=1, username="admin", password="wrong-password")
+        argv = ["bench", "cad", "--url", url, "--user", "admin", "--password", "wrong-password"]
+        assert main(argv) == 2  # said in one line, no traceback
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

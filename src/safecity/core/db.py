@@ -186,6 +186,15 @@ class WalCheckpointer:
         self._thread.join(timeout=10)
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (`sqlite:///PATH`); None for another database or an
+    in-memory one."""
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1]
+    return path if path and path != ":memory:" else None
+
+
 def make_engine(
     url: str, *, shared_writers: bool = False, background_checkpoints: bool = False
 ) -> Engine:
@@ -194,9 +203,9 @@ def make_engine(
     queue on a lock file (see `_SharedWriterConnection`). With `background_checkpoints`
     the caller runs a `WalCheckpointer` on the file, and commits leave checkpoints to it."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = sqlite_file(url)
         lock_file: Path | None = None
-        if path and path != ":memory:":
+        if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             if shared_writers:
                 lock_file = Path(path + ".writer-lock")

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from safecity.core.bus import EventBus, make_bus
 from safecity.core.clock import Clock, SystemClock
 from safecity.core.config import Settings
-from safecity.core.db import WalCheckpointer, make_engine, make_sessionmaker, migrate
+from safecity.core.db import (
+    WalCheckpointer,
+    make_engine,
+    make_sessionmaker,
+    migrate,
+    sqlite_file,
+)
 
 
 @dataclass
@@ -36,9 +42,10 @@ def build_runtime(
     """Engine, sessions and bus from `settings`; the schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.sqlalchemy_url
-    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
-    on_file = bool(path) and path != ":memory:"
-    engine = make_engine(url, shared_writers=settings.workers > 1, background_checkpoints=on_file)
+    path = sqlite_file(url)
+    engine = make_engine(
+        url, shared_writers=settings.workers > 1, background_checkpoints=path is not None
+    )
     if run_migrations:
         migrate(engine)
     bus = make_bus(settings.bus_url)
@@ -48,5 +55,5 @@ def build_runtime(
         sessions=make_sessionmaker(engine, bus),
         bus=bus,
         clock=clock or SystemClock(),
-        checkpointer=WalCheckpointer(path) if on_file else None,
+        checkpointer=WalCheckpointer(path) if path is not None else None,
     )

@@ -200,10 +200,22 @@ def _api(
             payload = r.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]
-        raise RuntimeError(f"{method} {path} answered {exc.code}: {detail}") from None
+        raise _Refused(f"{method} {path} answered {exc.code}: {detail}", exc.code) from None
     except OSError as exc:
-        raise RuntimeError(f"{method} {path}: {url} cannot be reached ({exc})") from None
+        raise BenchSetupError(f"{method} {path}: {url} cannot be reached ({exc})") from None
     return json.loads(payload) if payload else None
+
+
+class BenchSetupError(RuntimeError):
+    """A running server (`--url`) could not be prepared for the run: the reason."""
+
+
+class _Refused(BenchSetupError):
+    """A running server answered a preparation request with an error `status`."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def prepare_remote(url: str, *, username: str, password: str) -> dict[str, Any]:
@@ -229,7 +241,7 @@ def prepare_remote(url: str, *, username: str, password: str) -> dict[str, Any]:
     }
     stations = _api(url, "GET", "/api/v1/geo/stations", token=token)["features"]
     if not stations:
-        raise RuntimeError("the server has no police stations: load a geography first")
+        raise BenchSetupError("the server has no police stations: load a geography first")
     points: list[tuple[int, float, float]] = []
     for feature in stations:
         p = shapely.geometry.shape(feature["geometry"]).representative_point()
@@ -294,8 +306,8 @@ def _verify_remote(url: str, token: str, incident_ids: set[int]) -> tuple[int, i
     def check(iid: int) -> tuple[bool, bool]:
         try:
             got = _api(url, "GET", f"/api/v1/incidents/{iid}", token=token)
-        except RuntimeError as exc:
-            if "answered 404" in str(exc):
+        except _Refused as exc:
+            if exc.status == 404:
                 return False, False
             raise
         return True, len(got.get("timeline", [])) >= 2
