@@ -173,7 +173,31 @@ def test_field_officer_follows_a_job(page: Any, phone: Any, demo_server: DemoSer
     )
     assert field.locator(job).count() == 1
     field.locator("#field-disposition").get_by_text("Arrested").tap()
-    field.tap("#step-cleared")
+    chosen = '#field-disposition button[aria-pressed="true"]'
+    field.wait_for_selector(chosen, timeout=3_000)
+    # A second caller about the same event: the page re-renders on it, and the officer's
+    # choice must still be there (a re-render had dropped it).
+    api(
+        demo_server,
+        "POST",
+        "/api/v1/calls",
+        admin,
+        {
+            "caller_number": "03001112223",
+            "lat": unit["lat"] + 0.002,
+            "lon": unit["lon"] + 0.001,
+            "category": "snatching",
+            "description": "a second caller about the snatching",
+        },
+    )
+    field.wait_for_function(
+        "document.querySelector('#field-timeline').innerText.includes('03001112223')",
+        timeout=5_000,
+    )
+    assert "Arrested" in field.inner_text(chosen)
+    _tap_until(
+        field, "#step-cleared", lambda: field.wait_for_selector("#field-no-job", timeout=3_000)
+    )
     board.wait_for_selector(row, state="detached", timeout=5_000)  # resolved: off the queue
     field.wait_for_selector("#field-no-job", timeout=5_000)
     inc = demo_server.get(f"/api/v1/incidents/{incident_id}", admin)

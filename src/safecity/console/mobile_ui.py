@@ -516,6 +516,9 @@ class _FieldPage:
         self.incident_ids: set[int] = set()
         self.busy = False
         self.client = ui.context.client
+        #: The disposition chosen for an incident, kept while the page re-renders on live
+        #: events (a refresh between choosing and clearing had dropped the officer's choice).
+        self.chosen_disposition: dict[int, str] = {}
 
     def build(self) -> None:
         with ui.column().classes("sc-m"):
@@ -681,8 +684,19 @@ class _FieldPage:
         if at >= 2:
             on_scene.disable()
         ui.label("Disposition (when clearing)").classes("text-sm text-slate-400 mt-1")
+        def remember(e: Any) -> None:
+            if e.value:
+                self.chosen_disposition[a.incident_id] = e.value
+            else:
+                self.chosen_disposition.pop(a.incident_id, None)
+
         self.disposition = (
-            ui.toggle(DISPOSITIONS, value=None, clearable=True)
+            ui.toggle(
+                DISPOSITIONS,
+                value=self.chosen_disposition.get(a.incident_id),
+                clearable=True,
+                on_change=remember,
+            )
             .props("id=field-disposition spread no-caps toggle-color=green-8 color=blue-grey-10")
             .classes("sc-disp w-full flex-wrap")
         )
