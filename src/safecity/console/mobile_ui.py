@@ -684,6 +684,7 @@ class _FieldPage:
         if at >= 2:
             on_scene.disable()
         ui.label("Disposition (when clearing)").classes("text-sm text-slate-400 mt-1")
+
         def remember(e: Any) -> None:
             if e.value:
                 self.chosen_disposition[a.incident_id] = e.value
