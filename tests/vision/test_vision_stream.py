@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 from vision_helpers import StubDetector, encode_clip, moving_square_frames, shared_dir
 
 from safecity.vision.decode import VideoReader
@@ -36,6 +37,28 @@ def _wait(cond, seconds: float) -> bool:  # type: ignore[no-untyped-def]
             return True
         time.sleep(0.05)
     return False
+
+
+def test_frames_not_sampled_are_not_decoded_unless_referred_to(tmp_path: Path) -> None:
+    """A 10 fps clip with B-frames read at 5 fps: the B-frames between sampled pictures are
+    skipped, and the sampled pictures are exactly those (and the same pixels) a reader that
+    decodes everything gives."""
+    path = encode_clip(tmp_path / "b.mp4", moving_square_frames(60), fps=10, bframes=2)
+    with av.open(str(path)) as c:
+        types = [av.video.frame.PictureType(f.pict_type).name for f in c.decode(video=0)]
+    assert types.count("B") >= 30, types  # the clip does have B-frames to skip
+    seen = {}
+    decoded = {}
+    for skip in (False, True):
+        reader = VideoReader(f"file://{path}", fps=5, skip_nonref=skip)
+        seen[skip] = [(round(f.time, 3), f.gray().copy()) for f in reader]
+        decoded[skip] = reader.decoded
+    assert decoded[False] == 60
+    assert decoded[True] <= 45, decoded
+    assert [t for t, _ in seen[True]] == [t for t, _ in seen[False]]
+    assert len(seen[True]) == 30
+    for (_, a), (_, b) in zip(seen[True], seen[False], strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_reconnects_after_the_stream_drops(tmp_path: Path) -> None:

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vision_helpers import encode_clip, shared_dir
+from vision_helpers import StubDetector, encode_clip, shared_dir
 
 from safecity.vision import modelstore
-from safecity.vision.decode import VideoReader
+from safecity.vision.decode import Frame, VideoReader
 from safecity.vision.detections import Detections, box_iou, match_recall, nms, nms_reference
 from safecity.vision.errors import VisionError
 from safecity.vision.motion import MotionDetector
 from safecity.vision.onnx_shapes import make_dynamic, parse, serialize
+from safecity.vision.pipeline import AnalyzerConfig, CameraAnalyzer
 from safecity.vision.rules import Line, RuleEngine, Zone, points_in_polygon
 from safecity.vision.snapshot import annotate, encode_jpeg
 from safecity.vision.tracker import ByteTracker, KalmanXYAH
@@ -205,6 +206,64 @@ def test_motion_boxes_follow_a_moving_square() -> None:
     assert 95 <= x0 <= 100 and 115 <= x1 <= 125 and 35 <= y0 <= 40 and 60 <= y1 <= 65
     res = m(255 - bg)  # everything changed at once
     assert res.global_change
+
+
+def test_motion_absorbs_a_ghost_the_detector_found_empty() -> None:
+    """Something stands still a while, then goes: the running average keeps its ghost as
+    motion for seconds, unless the ghost is taken into the background (`absorb`)."""
+    rng = np.random.default_rng(0)
+    bg = rng.integers(90, 110, (90, 160), dtype=np.uint8)
+    there = bg.copy()
+    there[30:60, 40:60] = 250
+    ghosts = {}
+    for absorb in (False, True):
+        m = MotionDetector()
+        m(bg)
+        for _ in range(8):
+            m(there)
+        gone = m(bg)
+        assert len(gone.boxes) == 1, "the ghost is motion at first"
+        if absorb:
+            m.absorb(gone.boxes)
+        frames = [m(bg) for _ in range(4)]
+        ghosts[absorb] = [int(np.count_nonzero(f.mask)) for f in frames]
+    assert all(n > 0 for n in ghosts[False]), ghosts
+    assert ghosts[True] == [0, 0, 0, 0], ghosts
+    # Absorbing one place leaves motion elsewhere as it was.
+    m = MotionDetector()
+    m(bg)
+    two = bg.copy()
+    two[10:20, 10:20] = 250
+    two[60:80, 120:140] = 250
+    res = m(two)
+    assert len(res.boxes) == 2
+    m.absorb(res.boxes[:1])
+    assert len(m(two).boxes) == 1
+
+
+def test_analyzer_stops_asking_the_detector_about_an_empty_ghost(
+    stub_detector: StubDetector,
+) -> None:
+    """A still shape no detector recognises appears and later goes away: with empty motion
+    absorbed, the detector is asked once on each change; without, every frame the running
+    average still shows it."""
+    rng = np.random.default_rng(2)
+    bg = rng.integers(90, 110, (240, 320, 3), dtype=np.uint8)
+    shape = bg.copy()
+    shape[80:160, 120:180] = 240
+    scene = [bg] * 3 + [shape] * 10 + [bg] * 10
+    calls = {}
+    for absorb in (False, True):
+        analyzer = CameraAnalyzer(
+            stub_detector, AnalyzerConfig(absorb_empty=absorb, full_refresh_s=1000)
+        )
+        n = 0
+        for i, img in enumerate(scene):
+            res = analyzer.process(Frame.from_bgr(img, index=i, time_s=i * 0.2))
+            n += bool(res.detector_pixels) and i > 0
+        calls[absorb] = n
+    assert calls[True] == 2, calls  # the shape appearing, the shape gone
+    assert calls[False] >= 10, calls
 
 
 def test_protobuf_round_trip() -> None:

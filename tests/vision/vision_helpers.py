@@ -54,13 +54,22 @@ class StubDetector:
         return [Detections.empty() for _ in images]
 
 
-def encode_clip(path: Path, frames: Sequence[NDArray[np.uint8]], fps: int = 10) -> Path:
-    """Write BGR frames as an H.264 MP4 (libx264, keyframe every second)."""
+def encode_clip(
+    path: Path, frames: Sequence[NDArray[np.uint8]], fps: int = 10, *, bframes: int = 0
+) -> Path:
+    """Write BGR frames as an H.264 MP4 (libx264, keyframe every second; `bframes`
+    B-frames, none of them referred to, between reference frames)."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=fps)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
         st.options = {"preset": "ultrafast", "g": str(fps)}
+        if bframes:
+            st.options = {
+                "preset": "veryfast",
+                "g": str(fps),
+                "x264-params": f"bframes={bframes}:b-pyramid=none:b-adapt=0:scenecut=0",
+            }
         for img in frames:
             vf = av.VideoFrame.from_ndarray(img, format="bgr24")
             for pkt in st.encode(vf):

@@ -179,6 +179,9 @@ class VideoReader:
         self.size: tuple[int, int] | None = None
         self._closed = False
         self._container: Any = None
+        #: Whether the stream's reference frames alone come often enough for the detection
+        #: rate (None: not known yet; decided from the first two seconds).
+        self._ref_only: bool | None = None
 
     def close(self) -> None:
         self._closed = True
@@ -220,12 +223,28 @@ class VideoReader:
             index = start_index
             rebase = 0.0
             last_t = 0.0
+            fps = self.fps or 0.0
+            skipping = bool(self.skip_nonref and fps)
+            if skipping and self._ref_only:
+                ctx.skip_frame = "NONREF"
             try:
                 for packet in container.demux(stream):
                     if self._closed:
                         return
                     for sink in self.packet_sinks:
                         sink(stream, packet)
+                    if skipping and not self._ref_only and first_pts is not None:
+                        # A picture before the next sampled time is not analysed: unless
+                        # another refers to it, it is not decoded either. (Pictures come
+                        # out in presentation order, so `next_t` is at most a picture
+                        # late: a late one only decodes a picture more, never fewer.)
+                        skip = False
+                        if packet.pts is not None and next_t is not None:
+                            pt = float((packet.pts - first_pts) * tb) - rebase
+                            skip = last_t - 1.0 <= pt and pt + 1e-6 < next_t
+                        want = "NONREF" if skip else "DEFAULT"
+                        if ctx.skip_frame != want:
+                            ctx.skip_frame = want
                     for vf in packet.decode():
                         self.decoded += 1
                         pts = vf.pts if vf.pts is not None else vf.dts
@@ -241,17 +260,18 @@ class VideoReader:
                             rebase += t - last_t - 1.0 / (self.source_fps or 25.0)
                             t = last_t + 1.0 / (self.source_fps or 25.0)
                         last_t = t
-                        if self.skip_nonref and self.fps and ctx.skip_frame != "NONREF":
+                        if skipping and self._ref_only is None:
                             # Decide once, from the first two seconds, whether reference
-                            # frames alone come often enough for the detection rate.
+                            # frames alone come often enough for the detection rate (then
+                            # no non-reference frame is decoded, sampled or not).
                             if probe_until is None:
                                 probe_until = t + 2.0
                             if vf.pict_type != av.video.frame.PictureType.B:
                                 ref_frames += 1
                             if t >= probe_until:
-                                if ref_frames / max(t, 1e-3) >= 1.2 * self.fps:
+                                self._ref_only = ref_frames / max(t, 1e-3) >= 1.2 * fps
+                                if self._ref_only:
                                     ctx.skip_frame = "NONREF"
-                                self.skip_nonref = False
                         if self.realtime:
                             ahead = t - (time.monotonic() - started)
                             if ahead > 0:

@@ -70,12 +70,29 @@ class MotionDetector:
         self.global_fraction = global_fraction
         self._kernel = np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8) if dilate else None
         self._background: NDArray[np.float32] | None = None
+        self._last: Gray | None = None
 
     def reset(self) -> None:
         self._background = None
+        self._last = None
+
+    def absorb(self, boxes: NDArray[np.float32]) -> None:
+        """Take the last frame's pixels in `boxes` (small-frame xyxy) into the background
+        at once. For motion the detector looked at and found empty: above all the ghost a
+        person leaves where he stood, which the running average would otherwise report as
+        motion for seconds (and the detector would be asked about it every frame)."""
+        if self._background is None or self._last is None or not len(boxes):
+            return
+        h, w = self._last.shape
+        for x0, y0, x1, y1 in boxes:
+            a, b = max(int(x0), 0), max(int(y0), 0)
+            c, d = min(int(np.ceil(x1)), w), min(int(np.ceil(y1)), h)
+            if c > a and d > b:
+                self._background[b:d, a:c] = self._last[b:d, a:c]
 
     def __call__(self, small: Gray) -> MotionResult:
-        blurred = cv2.GaussianBlur(small, (3, 3), 0)
+        blurred: Gray = np.asarray(cv2.GaussianBlur(small, (3, 3), 0), dtype=np.uint8)
+        self._last = blurred
         if self._background is None or self._background.shape != blurred.shape:
             self._background = blurred.astype(np.float32)
             return MotionResult(np.zeros_like(small), np.zeros((0, 4), np.float32), 0.0, False)

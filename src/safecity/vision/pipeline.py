@@ -71,6 +71,10 @@ class AnalyzerConfig:
     call_overhead_px: int = 4096
     #: A track moving less than this share of its height per frame is standing still.
     moving_share: float = 0.04
+    #: Motion the detector looked at and found nothing in (no detection, no track) is
+    #: taken into the motion background at once (see `MotionDetector.absorb`).
+    absorb_empty: bool = True
+    absorb_lost: bool = True
 
 
 @dataclass
@@ -346,6 +350,8 @@ class CameraAnalyzer:
         for tid in [k for k in self._last_check if k not in live_ids]:
             del self._last_check[tid]
         k = shrink_factor(w, plan.motion.mask.shape[1])
+        if self.config.absorb_empty and self.config.gated and len(plan.motion.boxes):
+            self._absorb_empty(plan, dets, looked, k)
         return FrameResult(
             frame=frame,
             tracks=tracks,
@@ -358,6 +364,35 @@ class CameraAnalyzer:
             detector_pixels=pixels,
             live=list(looked),
         )
+
+    def _absorb_empty(self, plan: Plan, dets: Detections, looked: list[Track], k: float) -> None:
+        """Motion blobs wholly inside what the detector looked at this frame, touching no
+        detection (at any confidence it reports) and no live track, go into the motion
+        background."""
+        if plan.motion.global_change or not plan.crops:
+            return
+        blobs_ = plan.motion.boxes * k
+        regions = plan.regions
+        inside = (
+            (blobs_[:, None, 0] >= regions[None, :, 0])
+            & (blobs_[:, None, 1] >= regions[None, :, 1])
+            & (blobs_[:, None, 2] <= regions[None, :, 2])
+            & (blobs_[:, None, 3] <= regions[None, :, 3])
+        ).any(axis=1)
+        present = [t.box for t in looked if t.state != LOST or not self.config.absorb_lost]
+        occupied = np.concatenate(
+            [dets.xyxy.reshape(-1, 4), np.array(present, np.float32).reshape(-1, 4)]
+        )
+        if len(occupied):
+            touches = (
+                (blobs_[:, None, 0] < occupied[None, :, 2])
+                & (blobs_[:, None, 2] > occupied[None, :, 0])
+                & (blobs_[:, None, 1] < occupied[None, :, 3])
+                & (blobs_[:, None, 3] > occupied[None, :, 1])
+            ).any(axis=1)
+            inside &= ~touches
+        if inside.any():
+            self.motion.absorb(plan.motion.boxes[inside])
 
     def process(self, frame: Frame) -> FrameResult:
         plan = self.plan(frame)
