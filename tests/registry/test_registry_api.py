@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import login
+from safecity.registry.service import stream_url_without_secrets
 
 
 @pytest.fixture
@@ -25,6 +26,59 @@ def test_demo_registry_counts(demo_client: TestClient, admin: dict[str, str]) ->
         "rescue_1122",
         "ctd",
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "rtsp://admin:Secret1@10.0.0.5:554/Streaming/Channels/101",
+            "rtsp://admin:***@10.0.0.5:554/Streaming/Channels/101",
+        ),
+        ("rtsp://10.0.0.5/live", "rtsp://10.0.0.5/live"),
+        ("rtsp://viewer@10.0.0.5/live", "rtsp://viewer@10.0.0.5/live"),
+        ("rtsp://u:p%40ss@cam.local/a", "rtsp://u:***@cam.local/a"),
+        (
+            "http://10.0.0.9/cgi-bin/mjpg?user=op&pwd=x1&channel=2",
+            "http://10.0.0.9/cgi-bin/mjpg?user=op&pwd=***&channel=2",
+        ),
+        ("https://nvr/stream.ts?token=abc.def", "https://nvr/stream.ts?token=***"),
+        ("file:///srv/clips/gate.mp4", "file:///srv/clips/gate.mp4"),
+    ],
+)
+def test_stream_url_secrets_are_hidden(url: str, shown: str) -> None:
+    assert stream_url_without_secrets(url) == shown
+
+
+def test_only_camera_admins_see_stream_logins(
+    demo_client: TestClient, admin: dict[str, str]
+) -> None:
+    """Analysts, dispatchers and station officers see cameras (status, place, live pictures)
+    but not the camera's login inside its stream URL; those who configure cameras do."""
+    site = demo_client.get("/api/v1/sites", headers=admin).json()[0]
+    url = "rtsp://admin:Hik12345@10.9.9.9:554/Streaming/Channels/101?token=t0k"
+    cam = demo_client.post(
+        "/api/v1/cameras",
+        headers=admin,
+        json={"code": "T-CAM-SECRET", "name": "Gate", "site_code": site["code"], "stream_url": url},
+    )
+    assert cam.status_code == 201, cam.text
+    cam_id = cam.json()["id"]
+    assert cam.json()["stream_url"] == url
+    assert demo_client.get(f"/api/v1/cameras/{cam_id}", headers=admin).json()["stream_url"] == url
+    hidden = "rtsp://admin:***@10.9.9.9:554/Streaming/Channels/101?token=***"
+    for user in ("analyst", "dispatcher"):
+        who = login(demo_client, user)
+        one = demo_client.get(f"/api/v1/cameras/{cam_id}", headers=who)
+        assert one.status_code == 200, one.text
+        assert one.json()["stream_url"] == hidden
+        listed = demo_client.get("/api/v1/cameras", headers=who).json()
+        mine = [c for c in listed if c["id"] == cam_id]
+        assert mine and mine[0]["stream_url"] == hidden
+        assert not any("Hik12345" in c["stream_url"] for c in listed)
+    # What is stored is untouched: the admin still reads the full URL.
+    assert demo_client.get(f"/api/v1/cameras/{cam_id}", headers=admin).json()["stream_url"] == url
+    assert demo_client.delete(f"/api/v1/cameras/{cam_id}", headers=admin).status_code == 204
 
 
 def test_site_and_camera_lifecycle(demo_client: TestClient, admin: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from safecity.core.auth import JurisdictionIds, Principal
+from safecity.core.auth import JurisdictionIds, Perm, Principal
 from safecity.core.bulk import BulkStatement
 from safecity.core.db import Base, publish_after_commit
 from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -198,7 +199,37 @@ def list_cameras(
         q = q.where(Camera.site_id == site_id)
     if station_id is not None:
         q = q.where(Camera.station_id == station_id)
-    return [CameraOut.model_validate(r) for r in session.scalars(q)]
+    out = [CameraOut.model_validate(r) for r in session.scalars(q)]
+    return [_shown_to(c, actor) for c in out] if actor is not None else out
+
+
+# A camera's stream URL usually carries the camera's login (rtsp://admin:pass@...): only
+# those who configure cameras see it; everyone else gets the URL without its secrets.
+_SECRET_PARAMS = {"password", "passwd", "pass", "pwd", "token", "key", "auth", "secret", "sig"}
+
+
+def stream_url_without_secrets(url: str) -> str:
+    """`url` with the password of its user part and the values of password-like query
+    parameters replaced by `***`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _shown_to(camera: CameraOut, actor: Principal) -> CameraOut:
+    if actor.has(Perm.REGISTRY_WRITE):
+        return camera
+    return camera.model_copy(update={"stream_url": stream_url_without_secrets(camera.stream_url)})
 
 
 # Cameras are seen within a jurisdiction: an SHO or a field officer sees his station's
@@ -242,7 +273,7 @@ def visible_camera(session: Session, *, camera_id: int, actor: Principal) -> Cam
         raise Forbidden(
             f"camera {camera_id} is outside your jurisdiction ({actor.scope_level} scope)"
         )
-    return cam
+    return _shown_to(cam, actor)
 
 
 def update_camera(
