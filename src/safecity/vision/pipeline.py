@@ -1,5 +1,5 @@
 """Motion-gated detection and tracking for one camera (`CameraAnalyzer`), and the same
-for many cameras sharing one detector call per round (`analyze_batch`).
+for many cameras in one round (`analyze_batch`).
 
 Per analysed frame:
 1. luma shrunk to about `motion_width` -> motion mask and blobs (a few hundred us);
@@ -405,9 +405,9 @@ def analyze_batch(
     detector: Detector,
     smalls: Sequence[NDArray[np.uint8] | None] | None = None,
 ) -> list[FrameResult]:
-    """Frames of several cameras, with one detector call for all their crops (crops of the
-    same padded size run as one batch). `smalls`: each frame's small grey picture when the
-    caller already made it (see `motion.shrink`)."""
+    """Frames of several cameras, with all their crops handed to the detector at once (it
+    batches those of one padded size as far as its `max_batch` allows). `smalls`: each
+    frame's small grey picture when the caller already made it (see `motion.shrink`)."""
     shrunk = list(smalls) if smalls is not None else [None] * len(items)
     plans = [a.plan(f, s) for (a, f), s in zip(items, shrunk, strict=True)]
     crops = [c for p in plans for c in p.crops if not p.square]

@@ -4,7 +4,7 @@ A reader thread (`CameraSource`) decodes its stream and keeps only the newest sa
 frame; when the stream fails it reports the camera offline and reconnects with exponential
 back-off (with jitter), so one bad camera never holds up the others. The analysis loop
 takes the newest frame of every camera that has one, runs motion-gated detection for all
-of them with one detector call (`analyze_batch`), then tracking, rules and health, and hands
+of them in one round (`analyze_batch`), then tracking, rules and health, and hands
 `VisionEvent`s, status changes and live pictures to the callbacks it was given. If the loop
 falls behind, older frames are dropped, never queued."""
 
