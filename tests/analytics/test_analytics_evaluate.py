@@ -5,14 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import shared_dir
-from safecity.analytics.evaluate import capture, evaluate
+from safecity.analytics.evaluate import Evaluation, ModelScore, WeekScore, capture, evaluate
 from safecity.analytics.events import Incidents, day_number, read_csv
 from safecity.analytics.forecast import MODELS, History, make_model
 from safecity.analytics.grid import FloatArray, boundary_geometry, unproject
@@ -86,6 +86,49 @@ def test_hand_computed_week() -> None:
     assert out["models"]["naive"] == {"hit_1": 0.5, "pai_1": 50.0, "hit_5": 0.75, "pai_5": 15.0}
     assert out["best"] == "naive"
     assert out["meta"]["weeks"] == 1 and out["meta"]["incidents"] == 4
+
+
+def test_gain_over_naive_with_its_interval_over_weeks() -> None:
+    """Three weeks, naive captures 1, 1, 2 incidents at 1% and the model 2, 1, 2: the gain is
+    5/4 - 1 = +25%; a resampled year lies between all-equal weeks (0%) and the one better
+    week three times (+100%); one week ahead, none behind. A model that captures what the
+    baseline does gains 0 with the interval [0, 0]."""
+
+    def score(name: str, caps: list[float]) -> ModelScore:
+        return ModelScore(
+            name,
+            [
+                WeekScore(datetime(2018, 1, 1) + timedelta(days=7 * i), 4, {0.01: c, 0.05: 3.0})
+                for i, c in enumerate(caps)
+            ],
+        )
+
+    ev = Evaluation(
+        start=datetime(2018, 1, 1),
+        end=datetime(2018, 1, 22),
+        grid=None,  # type: ignore[arg-type]  # not needed for the gains
+        area_cells=100,
+        area_source="test",
+        cells={0.01: 1, 0.05: 5},
+        incidents=12,
+        outside_area=0,
+        history_from=None,
+        history_incidents=0,
+        models={
+            "naive": score("naive", [1.0, 1.0, 2.0]),
+            "better": score("better", [2.0, 1.0, 2.0]),
+            "same": score("same", [1.0, 1.0, 2.0]),
+        },
+    )
+    g = ev.gains_vs_naive()
+    assert set(g) == {"better", "same"}
+    assert g["better"]["pai_1"] == 0.25
+    lo, hi = g["better"]["pai_1_ci90"]
+    assert 0.0 <= lo < 0.25 < hi <= 1.0
+    assert (g["better"]["pai_1_weeks_ahead"], g["better"]["pai_1_weeks_behind"]) == (1, 0)
+    assert g["same"]["pai_1"] == 0.0 and g["same"]["pai_1_ci90"] == [0.0, 0.0]
+    assert g["better"]["pai_5"] == 0.0  # 3 of 3 at 5% in every week for both
+    assert ev.gains_vs_naive() == g  # seeded: the same report every run
 
 
 def test_boundary_sets_the_area_and_leaves_outside_incidents_out() -> None:

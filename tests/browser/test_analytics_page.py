@@ -266,6 +266,11 @@ def test_analyst_sees_trend_hotspots_forecast_and_evaluation(
     assert table.locator("tr").count() == 1 + len(result["models"])
     assert table.locator("tr.sca-best td").first.inner_text() == result["best"]
     assert "history.csv" in page.inner_text("#analytics-evaluation")
+    # Each model's gain over naive shows the interval the saved run measured.
+    other = next(n for n in result["models"] if n != "naive")
+    lo, hi = result["meta"]["vs_naive"][other]["pai_1_ci90"]
+    row = table.locator("tr", has=page.locator(f"td:text-is('{other}')"))
+    assert f"[{lo:+.1%}, {hi:+.1%}]" in row.inner_text()
 
     page.wait_for_timeout(300)  # let the chart's animation settle for the picture
     screenshot(page, "analytics.png")

@@ -410,26 +410,37 @@ class _Page:
         result = ev["result"]
         best = result.get("best")
         naive = result["models"].get("naive", {})
+        meta = result.get("meta", {})
+        intervals = meta.get("vs_naive") or {}
         rows = []
         for name, r in result["models"].items():
             g1 = r["pai_1"] / naive["pai_1"] - 1 if naive.get("pai_1") else 0.0
             g5 = r["pai_5"] / naive["pai_5"] - 1 if naive.get("pai_5") else 0.0
             cls = " class='sca-best'" if name == best else ""
+            ci = intervals.get(name, {})
             rows.append(
                 f"<tr{cls}><td>{_esc(name)}</td><td>{r['hit_1']:.1%}</td><td>{r['pai_1']:.2f}</td>"
-                f"<td>{g1:+.1%}</td><td>{r['hit_5']:.1%}</td><td>{r['pai_5']:.2f}</td>"
-                f"<td>{g5:+.1%}</td></tr>"
+                f"<td>{g1:+.1%}{_interval(ci.get('pai_1_ci90'))}</td><td>{r['hit_5']:.1%}</td>"
+                f"<td>{r['pai_5']:.2f}</td><td>{g5:+.1%}{_interval(ci.get('pai_5_ci90'))}</td></tr>"
             )
-        meta = result.get("meta", {})
         self.evaluation.set_content(
             f"<div class='sca-note'>{_esc(ev['source'])}: {meta.get('from', '')} to "
             f"{meta.get('to', '')}, {meta.get('incidents', '')} incidents, "
             f"{meta.get('cell_m', '')} m cells, weekly forecasts from earlier incidents only"
-            "</div><table class='sca-table'><tr><th>Model</th><th>Hit 1%</th><th>PAI 1%</th>"
+            "; [90% interval of the gain over the weeks]</div>"
+            "<table class='sca-table'><tr><th>Model</th><th>Hit 1%</th><th>PAI 1%</th>"
             "<th>vs naive</th><th>Hit 5%</th><th>PAI 5%</th><th>vs naive</th></tr>"
             + "".join(rows)
             + "</table>"
         )
+
+
+def _interval(ci: list[float] | None) -> str:
+    """A gain's 90% interval over the weeks, small beside the gain (older saved runs have
+    none)."""
+    if not ci:
+        return ""
+    return f" <span class='sca-note'>[{ci[0]:+.1%}, {ci[1]:+.1%}]</span>"
 
 
 def _esc(s: Any) -> str:
