@@ -37,7 +37,7 @@ def test_migrate_is_idempotent(runtime: Runtime) -> None:
     migrate(runtime.engine)
     with runtime.engine.connect() as conn:
         rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert rev == "0006"
+    assert rev == "0007"
     assert "incidents" in inspect(runtime.engine).get_table_names()
 
 

@@ -8,7 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import login
+from safecity.core.db import transaction
+from safecity.core.runtime import Runtime
 from safecity.registry.service import stream_url_without_secrets
+from safecity.video import service as video
 
 
 @pytest.fixture
@@ -215,6 +218,50 @@ def test_geojson_camera_import(demo_client: TestClient, admin: dict[str, str]) -
         content=json.dumps(doc),
     )
     assert r.status_code == 422 and "MISSING" in r.json()["message"]
+
+
+def test_camera_sub_stream_for_analysis(
+    demo_client: TestClient, demo_runtime: Runtime, admin: dict[str, str]
+) -> None:
+    """A camera's sub-stream (`detect_url`) is what the video workers analyse; a CSV import
+    sets it, a file without the column keeps it, the API clears it, and only camera admins
+    read its login."""
+    site = demo_client.get("/api/v1/sites", headers=admin).json()[1]
+    main = "rtsp://op:Main99@10.7.7.7:554/Streaming/Channels/101"
+    subs = "rtsp://op:Main99@10.7.7.7:554/Streaming/Channels/102"
+    csv_text = (
+        "code,name,site_code,stream_url,detect_url\n"
+        f"T-SUB-1,Gate,{site['code']},{main},{subs}\n"
+        f"T-SUB-2,Yard,{site['code']},{main.replace('7.7', '7.8')},\n"
+    )
+    csv_headers = {**admin, "Content-Type": "text/plain"}
+    r = demo_client.post("/api/v1/cameras/import?format=csv", headers=csv_headers, content=csv_text)
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 2
+    cams = {c["code"]: c for c in demo_client.get("/api/v1/cameras", headers=admin).json()}
+    one, two = cams["T-SUB-1"], cams["T-SUB-2"]
+    assert one["detect_url"] == subs and two["detect_url"] is None
+    with transaction(demo_runtime.sessions) as s:
+        work = {a.camera_id: a.stream_url for a in video.assignments(s)}
+    assert work[one["id"]] == subs  # the sub-stream is analysed
+    assert work[two["id"]] == two["stream_url"]  # no sub-stream: the main one
+    analyst = login(demo_client, "analyst")
+    seen = demo_client.get(f"/api/v1/cameras/{one['id']}", headers=analyst).json()
+    assert seen["detect_url"] == "rtsp://op:***@10.7.7.7:554/Streaming/Channels/102"
+    # A file without the column changes the rest and keeps the sub-stream.
+    again = f"code,name,site_code,stream_url\nT-SUB-1,Gate 2,{site['code']},{main}\n"
+    r = demo_client.post("/api/v1/cameras/import?format=csv", headers=csv_headers, content=again)
+    assert r.status_code == 200 and r.json()["updated"] == 1, r.text
+    one = demo_client.get(f"/api/v1/cameras/{one['id']}", headers=admin).json()
+    assert one["name"] == "Gate 2" and one["detect_url"] == subs
+    bad = demo_client.patch(
+        f"/api/v1/cameras/{one['id']}", headers=admin, json={"detect_url": "ftp://x/y"}
+    )
+    assert bad.status_code == 422 and "detect_url" in bad.text
+    r = demo_client.patch(f"/api/v1/cameras/{one['id']}", headers=admin, json={"detect_url": None})
+    assert r.status_code == 200 and r.json()["detect_url"] is None
+    for c in (one, two):
+        assert demo_client.delete(f"/api/v1/cameras/{c['id']}", headers=admin).status_code == 204
 
 
 def test_units_and_officers(demo_client: TestClient, admin: dict[str, str]) -> None:

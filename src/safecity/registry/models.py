@@ -50,6 +50,8 @@ class Camera(_Located, Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     stream_url: Mapped[str] = mapped_column(String(512))
+    #: The stream the video analysis reads (the camera's sub-stream); None: `stream_url`.
+    detect_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     heading_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="unknown")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

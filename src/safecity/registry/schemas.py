@@ -97,13 +97,26 @@ class SiteOut(_Out):
     district_id: int | None
 
 
+_STREAM_URL = r"^(rtsp|rtsps|http|https|file)://"
+
+
 class CameraIn(_In):
     code: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=128)
     site_code: str = Field(min_length=1, description="Code of the site the camera stands at")
     kind: CameraKind = "fixed"
     stream_url: str = Field(
-        min_length=1, max_length=512, pattern=r"^(rtsp|rtsps|http|https|file)://"
+        min_length=1,
+        max_length=512,
+        pattern=_STREAM_URL,
+        description="The camera's main stream (viewing, evidence)",
+    )
+    detect_url: str | None = Field(
+        None,
+        max_length=512,
+        pattern=_STREAM_URL,
+        description="A lower-resolution stream for video analysis (the camera's sub-stream, "
+        "e.g. .../Streaming/Channels/102); analysis reads stream_url when there is none",
     )
     heading_deg: float | None = Field(None, ge=0, lt=360)
     lon: float | None = Field(None, ge=-180, le=180, description="Defaults to the site's")
@@ -113,8 +126,9 @@ class CameraIn(_In):
 class CameraUpdate(_In):
     name: str | None = Field(None, min_length=1, max_length=128)
     kind: CameraKind | None = None
-    stream_url: str | None = Field(
-        None, max_length=512, pattern=r"^(rtsp|rtsps|http|https|file)://"
+    stream_url: str | None = Field(None, max_length=512, pattern=_STREAM_URL)
+    detect_url: str | None = Field(
+        None, max_length=512, pattern=_STREAM_URL, description="null: analyse stream_url"
     )
     heading_deg: float | None = Field(None, ge=0, lt=360)
     status: CameraStatus | None = None
@@ -127,6 +141,7 @@ class CameraOut(_Out):
     site_id: int
     kind: str
     stream_url: str
+    detect_url: str | None
     heading_deg: float | None
     status: str
     lon: float

@@ -166,6 +166,7 @@ def create_camera(session: Session, *, camera_in: CameraIn, now: datetime) -> Ca
         site_id=site.id,
         kind=camera_in.kind,
         stream_url=camera_in.stream_url,
+        detect_url=camera_in.detect_url,
         heading_deg=camera_in.heading_deg,
         status="unknown",
         updated_at=now,
@@ -229,7 +230,13 @@ def stream_url_without_secrets(url: str) -> str:
 def _shown_to(camera: CameraOut, actor: Principal) -> CameraOut:
     if actor.has(Perm.REGISTRY_WRITE):
         return camera
-    return camera.model_copy(update={"stream_url": stream_url_without_secrets(camera.stream_url)})
+    detect = camera.detect_url
+    return camera.model_copy(
+        update={
+            "stream_url": stream_url_without_secrets(camera.stream_url),
+            "detect_url": stream_url_without_secrets(detect) if detect else detect,
+        }
+    )
 
 
 # Cameras are seen within a jurisdiction: an SHO or a field officer sees his station's
@@ -680,7 +687,9 @@ def import_sites(session: Session, *, text: str, fmt: str, now: datetime) -> Imp
 
 
 def import_cameras(session: Session, *, text: str, fmt: str, now: datetime) -> ImportResult:
-    """Create or update cameras by code; any bad row refuses the whole file."""
+    """Create or update cameras by code; any bad row refuses the whole file. A camera's
+    `detect_url` changes only where the row gives one (files without the column keep the
+    sub-streams already set; the API clears one)."""
     items: list[CameraIn] = _validated(_rows_from(text, fmt), CameraIn, f"cameras {fmt}")
     missing = sorted({c.site_code for c in items if _by_code(session, Site, c.site_code) is None})
     if missing:
@@ -697,7 +706,10 @@ def import_cameras(session: Session, *, text: str, fmt: str, now: datetime) -> I
                 camera_id=row.id,
                 now=now,
                 update=CameraUpdate(
-                    name=c.name, kind=c.kind, stream_url=c.stream_url, heading_deg=c.heading_deg
+                    **c.model_dump(
+                        include={"name", "kind", "stream_url", "heading_deg"}
+                        | ({"detect_url"} & c.model_fields_set)
+                    )
                 ),
             )
             updated += 1

@@ -128,6 +128,7 @@ class Assignment(BaseModel):
 
     camera_id: int
     code: str
+    #: The stream to analyse: the camera's `detect_url` (sub-stream), else its main stream.
     stream_url: str
     site_id: int
     lon: float

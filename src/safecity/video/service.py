@@ -106,7 +106,7 @@ def assignments(
             Assignment(
                 camera_id=cam.id,
                 code=cam.code,
-                stream_url=cam.stream_url,
+                stream_url=cam.detect_url or cam.stream_url,
                 site_id=cam.site_id,
                 lon=cam.lon,
                 lat=cam.lat,
