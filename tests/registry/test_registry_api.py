@@ -242,9 +242,9 @@ def test_camera_sub_stream_for_analysis(
     one, two = cams["T-SUB-1"], cams["T-SUB-2"]
     assert one["detect_url"] == subs and two["detect_url"] is None
     with transaction(demo_runtime.sessions) as s:
-        work = {a.camera_id: a.stream_url for a in video.assignments(s)}
-    assert work[one["id"]] == subs  # the sub-stream is analysed
-    assert work[two["id"]] == two["stream_url"]  # no sub-stream: the main one
+        work = {a.camera_id: (a.stream_url, a.record_url) for a in video.assignments(s)}
+    assert work[one["id"]] == (subs, main)  # the sub-stream analysed, clips from the main
+    assert work[two["id"]] == (two["stream_url"], None)  # no sub-stream: the main one
     analyst = login(demo_client, "analyst")
     seen = demo_client.get(f"/api/v1/cameras/{one['id']}", headers=analyst).json()
     assert seen["detect_url"] == "rtsp://op:***@10.7.7.7:554/Streaming/Channels/102"

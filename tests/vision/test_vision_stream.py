@@ -12,7 +12,7 @@ import numpy as np
 from vision_helpers import StubDetector, encode_clip, moving_square_frames, shared_dir
 
 from safecity.vision.decode import VideoReader
-from safecity.vision.runner import CameraConfig, MultiCameraRunner
+from safecity.vision.runner import CameraConfig, CameraSource, MultiCameraRunner
 from safecity.vision.snapshot import ClipRecorder
 from safecity.vision.streamserver import StreamServer
 
@@ -98,6 +98,53 @@ def test_reconnects_after_the_stream_drops(tmp_path: Path) -> None:
     finally:
         runner.stop()
         server.stop()
+
+
+def test_clips_come_from_the_main_stream_when_a_sub_stream_is_analysed(tmp_path: Path) -> None:
+    """A camera analysed on its 160x120 sub-stream keeps event clips from its 320x240 main
+    stream (packets copied, live over HTTP); when the main stream goes away the analysis
+    goes on and the camera is not reported offline, and when it returns clips resume."""
+    main = encode_clip(tmp_path / "main.mp4", moving_square_frames(60, 320, 240), fps=10)
+    subs = encode_clip(tmp_path / "sub.mp4", moving_square_frames(60, 160, 120), fps=10)
+    port = _free_port()
+    server = StreamServer({"main.ts": main}, port=port).start()
+    offline: list[str] = []
+    source = CameraSource(
+        CameraConfig("cam", f"file://{subs}", simulate=True, record_url=server.url("main.ts")),
+        on_offline=lambda key, reason: offline.append(reason),
+        backoff_s=(0.2, 0.5),
+        read_timeout_s=1.5,
+    )
+    clips = source.clips
+    assert clips is not None
+    source.start()
+    try:
+        assert _wait(lambda: source.frames >= 5 and clips.buffered > 0, 10), "no main packets"
+        clips.pre_s = clips.post_s = 0.5
+        clips.request(tmp_path / "clips" / "one")
+        assert _wait(lambda: len(clips.written) == 1, 10), "no clip from the main stream"
+        with av.open(str(clips.written[0])) as c:
+            st = c.streams.video[0]
+            assert (st.codec_context.width, st.codec_context.height) == (320, 240)
+            assert st.codec_context.name == "h264"  # copied, not re-encoded
+            assert sum(1 for _ in c.decode(st)) >= 5
+
+        streams = server.streams
+        server.stop()  # the main stream goes away; the sub-stream still plays
+        before = source.frames
+        assert _wait(lambda: source.frames >= before + 10, 10), "analysis stopped"
+        assert offline == [], offline
+        server = StreamServer({}, port=port, streams=streams).start()
+        assert _wait(lambda: clips.buffered > 0, 15), "the main stream was not read again"
+        clips.request(tmp_path / "clips" / "two")
+        assert _wait(lambda: len(clips.written) == 2, 15), "clips did not resume"
+        with av.open(str(clips.written[1])) as c:
+            assert c.streams.video[0].codec_context.width == 320
+    finally:
+        source.stop()
+        source.join(5)
+        server.stop()
+    assert not source.is_alive()
 
 
 def test_clip_is_cut_from_stream_packets(tmp_path: Path) -> None:

@@ -130,6 +130,8 @@ class Assignment(BaseModel):
     code: str
     #: The stream to analyse: the camera's `detect_url` (sub-stream), else its main stream.
     stream_url: str
+    #: The main stream, whose packets make the event clips, when a sub-stream is analysed.
+    record_url: str | None = None
     site_id: int
     lon: float
     lat: float

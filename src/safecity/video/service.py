@@ -107,6 +107,7 @@ def assignments(
                 camera_id=cam.id,
                 code=cam.code,
                 stream_url=cam.detect_url or cam.stream_url,
+                record_url=cam.stream_url if cam.detect_url else None,
                 site_id=cam.site_id,
                 lon=cam.lon,
                 lat=cam.lat,

@@ -67,6 +67,7 @@ def _to_config(a: Assignment, simulate_files: bool) -> CameraConfig:
     return CameraConfig(
         key=str(a.camera_id),
         url=a.stream_url,
+        record_url=a.record_url,
         zones=zones,
         lines=lines,
         detect_fps=r.detect_fps,
@@ -164,7 +165,9 @@ class VideoWorker:
             cams = {
                 str(a.camera_id): registry.get_camera(session, camera_id=a.camera_id) for a in work
             }
-        signature = tuple((a.camera_id, a.stream_url, a.rules.updated_at) for a in work)
+        signature = tuple(
+            (a.camera_id, a.stream_url, a.record_url, a.rules.updated_at) for a in work
+        )
         if signature == self._signature and self.runner is not None:
             return
         if self.runner is not None:

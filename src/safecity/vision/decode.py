@@ -13,7 +13,7 @@ to `packet_sinks` (event clips are cut from them without re-encoding)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -146,6 +146,50 @@ def redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+def copy_packets(
+    url: str,
+    sinks: Sequence[Callable[[Any, Any], None]],
+    *,
+    stopping: Callable[[], bool],
+    realtime: bool = False,
+    open_timeout_s: float = 10.0,
+    read_timeout_s: float = 10.0,
+) -> None:
+    """Hand the video packets of `url` to `sinks` without decoding them, until the stream
+    ends or `stopping()` (a camera's main stream kept for event clips while its sub-stream
+    is analysed: demuxing costs next to nothing). `realtime` paces a file to its own
+    timestamps. Raises `StreamError` when the stream cannot be opened or fails."""
+    container = av_open(url, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)
+    try:
+        if not container.streams.video:
+            raise StreamError(f"{redact(url)} has no video stream")
+        stream = container.streams.video[0]
+        started = time.monotonic()
+        first: float | None = None
+        try:
+            for packet in container.demux(stream):
+                if stopping():
+                    return
+                if packet.size == 0:
+                    continue
+                if realtime and packet.pts is not None and packet.time_base is not None:
+                    t = float(packet.pts * packet.time_base)
+                    first = t if first is None else first
+                    ahead = (t - first) - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(min(ahead, 1.0))
+                for sink in sinks:
+                    sink(stream, packet)
+        except av.FFmpegError as exc:
+            raise StreamError(f"{redact(url)}: stream failed: {exc}") from None
+    finally:
+        for sink in sinks:
+            closing = getattr(sink, "stream_closing", None)
+            if closing is not None:
+                closing()
+        container.close()
 
 
 class VideoReader:

@@ -21,7 +21,7 @@ from typing import Any
 
 import cv2
 
-from safecity.vision.decode import Frame, VideoReader, redact
+from safecity.vision.decode import Frame, VideoReader, copy_packets, redact
 from safecity.vision.detections import COCO_CLASSES, Detections
 from safecity.vision.detector import Detector
 from safecity.vision.errors import StreamError
@@ -44,6 +44,9 @@ class CameraConfig:
     #: Pace files to their frame rate and loop them (simulated cameras).
     simulate: bool = False
     clips: bool = True
+    #: The stream whose packets make event clips when `url` is a sub-stream (the camera's
+    #: main stream, read without decoding); None: clips come from `url`.
+    record_url: str | None = None
     #: Zone and line coordinates are shares (0..1) of the picture's width and height.
     normalized: bool = False
 
@@ -117,6 +120,60 @@ class CameraSource(threading.Thread):
             self._reader.close()
 
     def run(self) -> None:
+        recorder = None
+        if self.clips is not None and self.config.record_url:
+            recorder = threading.Thread(
+                target=self._record_main_stream, name=f"clips-{self.config.key}", daemon=True
+            )
+            recorder.start()
+        try:
+            self._read_analysed_stream(own_clips=recorder is None)
+        finally:
+            self._stopping.set()
+            if recorder is not None:
+                recorder.join(timeout=self.read_timeout_s + 1.0)
+
+    def _record_main_stream(self) -> None:
+        """Packets of the main stream into the clip recorder, reconnecting with back-off.
+        Its failures are logged, not reported: the camera's health is the analysed
+        stream's, and without the main stream the clips are only missing."""
+        assert self.clips is not None and self.config.record_url
+        url, sinks = self.config.record_url, [self.clips]
+        delay = self.backoff_s[0]
+        while not self._stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                copy_packets(
+                    url,
+                    sinks,
+                    stopping=self._stopping.is_set,
+                    realtime=self.config.simulate,
+                    open_timeout_s=self.read_timeout_s,
+                    read_timeout_s=self.read_timeout_s,
+                )
+                reason = "stream ended"
+            except StreamError as exc:
+                reason = exc.message
+            except Exception as exc:  # never let the recorder kill the camera
+                log.exception("camera %s: clip stream: unexpected error", self.config.key)
+                reason = f"unexpected error: {exc}"
+            if self._stopping.is_set():
+                return
+            if self.config.simulate and reason == "stream ended":
+                continue  # a simulated camera loops its file
+            if time.monotonic() - t0 > 30.0:
+                delay = self.backoff_s[0]
+            log.info(
+                "camera %s: clip stream %s: %s; retrying in %.0f s",
+                self.config.key,
+                redact(url),
+                reason,
+                delay,
+            )
+            self._stopping.wait(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.backoff_s[1])
+
+    def _read_analysed_stream(self, *, own_clips: bool) -> None:
         delay = self.backoff_s[0]
         while not self._stopping.is_set():
             cfg = self.config
@@ -127,7 +184,7 @@ class CameraSource(threading.Thread):
                 loop=cfg.simulate,
                 read_timeout_s=self.read_timeout_s,
                 open_timeout_s=self.read_timeout_s,
-                packet_sinks=[self.clips] if self.clips is not None else [],
+                packet_sinks=[self.clips] if self.clips is not None and own_clips else [],
             )
             self._reader = reader
             got = 0

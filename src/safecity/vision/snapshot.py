@@ -149,6 +149,12 @@ class ClipRecorder:
         for p in done:
             self._write(p)
 
+    @property
+    def buffered(self) -> int:
+        """Packets held for the next clip (none while the stream is down)."""
+        with self._lock:
+            return len(self._ring)
+
     def request(self, path: Path) -> None:
         """Keep a clip around now (the newest packet's time)."""
         with self._lock:
