@@ -55,6 +55,12 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--cameras", type=int, default=20)
     ap.add_argument("--sample-s", type=float, default=30.0)
+    ap.add_argument(
+        "--sub-streams",
+        type=int,
+        default=10,
+        help="cameras analysed on a sub-stream, their clips kept from a main stream",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("safecity.vision.runner").setLevel(logging.INFO)  # reconnect reasons
@@ -67,6 +73,10 @@ def main() -> int:
     print(json.dumps({"demo_loaded_s": round(time.time() - t0, 1)}), flush=True)
 
     files = {f"cam{i}.ts": media / CLIPS[i % len(CLIPS)] for i in range(args.cameras)}
+    # A camera with a sub-stream: the worker decodes cam{i}.ts and demuxes cam{i}-main.ts.
+    files.update(
+        {f"cam{i}-main.ts": media / CLIPS[i % len(CLIPS)] for i in range(args.sub_streams)}
+    )
     server = StreamServer(files).start()
     ids = []
     with transaction(rt.sessions) as s:
@@ -79,7 +89,10 @@ def main() -> int:
                     code=f"SOAK-{i:02d}",
                     name=f"soak camera {i}",
                     site_code=site.code,
-                    stream_url=server.url(f"cam{i}.ts"),
+                    stream_url=server.url(
+                        f"cam{i}-main.ts" if i < args.sub_streams else f"cam{i}.ts"
+                    ),
+                    detect_url=server.url(f"cam{i}.ts") if i < args.sub_streams else None,
                 ),
             )
             ids.append(cam.id)
@@ -116,6 +129,10 @@ def main() -> int:
                 "t_s": round(time.time() - start),
                 "rss_mb": round(rss_mb(), 1),
                 "threads": threading.active_count(),
+                "clip_threads": sum(t.name.startswith("clips-") for t in threading.enumerate()),
+                "main_packets_held": sum(
+                    c.source.clips.buffered for c in cams if c.source.clips is not None
+                ),
                 "frames": runner.frames if runner else 0,
                 "events": worker.events,
                 "line_crossings": worker.crossings,
@@ -140,6 +157,7 @@ def main() -> int:
     summary = {
         "summary": True,
         "cameras": args.cameras,
+        "sub_streams": args.sub_streams,
         "minutes": args.minutes,
         "rss_mb_at_2min": first["rss_mb"],
         "rss_mb_end": last["rss_mb"],

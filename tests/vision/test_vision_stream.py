@@ -61,6 +61,38 @@ def test_frames_not_sampled_are_not_decoded_unless_referred_to(tmp_path: Path) -
         assert np.array_equal(a, b)
 
 
+def test_a_viewer_joining_an_mpeg4_stream_late_can_decode_it(tmp_path: Path) -> None:
+    """MPEG-4 Part 2 in AVI (XviD CCTV recordings) keeps its decoder headers in the file's
+    header: served live, a client joining at a later keyframe must still get them (the
+    simulated camera copies them in front of every keyframe, as cameras do)."""
+    path = tmp_path / "xvid.avi"
+    frames = moving_square_frames(60)
+    with av.open(str(path), "w", format="avi") as out:
+        st = out.add_stream("mpeg4", rate=10)
+        st.width, st.height, st.pix_fmt = 320, 240, "yuv420p"
+        st.options = {"g": "10"}
+        # The headers in the file's header only, as XviD recordings have them.
+        st.codec_context.flags |= av.codec.context.Flags.global_header
+        for img in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    server = StreamServer({"x.ts": path}).start()
+    try:
+        time.sleep(2.2)  # past the first keyframes: the client joins mid-stream
+        reader = VideoReader(server.url("x.ts"), fps=5, read_timeout_s=3.0)
+        got = []
+        for frame in reader:
+            got.append(frame.gray().mean())
+            if len(got) == 8:
+                break
+        reader.close()
+    finally:
+        server.stop()
+    assert len(got) == 8 and all(g > 0 for g in got)
+
+
 def test_reconnects_after_the_stream_drops(tmp_path: Path) -> None:
     port = _free_port()
     files = {"cam.ts": _source(tmp_path)}

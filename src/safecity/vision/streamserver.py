@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 TS_PACKET = 188
+_HEADERS_IN_EXTRADATA = {"mpeg4", "mpeg1video", "mpeg2video"}
 
 
 @dataclass
@@ -41,24 +43,35 @@ def remux_to_ts(path: Path, *, max_seconds: float | None = None) -> _Stream:
     keys: list[int] = []
     with av.open(str(path)) as src:
         ist = src.streams.video[0]
+        # A client joins at a keyframe, as a camera's viewer does: the decoder's headers
+        # must come with every keyframe. The muxer sees to that for H.264/HEVC; MPEG-4 Part
+        # 2 (XviD in AVI) and MPEG-1/2 keep theirs in the file's header only, so they are
+        # copied in front of each keyframe (as cameras send them).
+        headers = None
+        if ist.codec_context.name in _HEADERS_IN_EXTRADATA and ist.codec_context.extradata:
+            headers = BitStreamFilterContext("dump_extra=freq=keyframe", ist)
         with av.open(buf, "w", format="mpegts") as out:
             ost = out.add_stream_from_template(ist)
             first: int | None = None
             last_t = 0.0
-            for pkt in src.demux(ist):
-                if pkt.dts is None:
+            for raw in src.demux(ist):
+                for pkt in headers.filter(raw) if headers is not None else [raw]:
+                    if pkt.dts is None:
+                        continue
+                    if first is None:
+                        first = pkt.dts
+                    t = float((pkt.dts - first) * pkt.time_base)
+                    if max_seconds is not None and t > max_seconds:
+                        break
+                    last_t = t
+                    if pkt.is_keyframe:
+                        pos = buf.tell()
+                        keys.append(pos - pos % TS_PACKET)
+                    pkt.stream = ost
+                    out.mux(pkt)
+                else:
                     continue
-                if first is None:
-                    first = pkt.dts
-                t = float((pkt.dts - first) * pkt.time_base)
-                if max_seconds is not None and t > max_seconds:
-                    break
-                last_t = t
-                if pkt.is_keyframe:
-                    pos = buf.tell()
-                    keys.append(pos - pos % TS_PACKET)
-                pkt.stream = ost
-                out.mux(pkt)
+                break
     rate = float(ist.average_rate or 25)
     return _Stream(buf.getvalue(), last_t + 1.0 / rate, tuple(keys) or (0,))
 
