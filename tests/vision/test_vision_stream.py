@@ -153,7 +153,7 @@ def test_clips_come_from_the_main_stream_when_a_sub_stream_is_analysed(tmp_path:
     try:
         assert _wait(lambda: source.frames >= 5 and clips.buffered > 0, 10), "no main packets"
         clips.pre_s = clips.post_s = 0.5
-        clips.request(tmp_path / "clips" / "one")
+        source.request_clip(tmp_path / "clips" / "one")
         assert _wait(lambda: len(clips.written) == 1, 10), "no clip from the main stream"
         with av.open(str(clips.written[0])) as c:
             st = c.streams.video[0]
@@ -166,9 +166,18 @@ def test_clips_come_from_the_main_stream_when_a_sub_stream_is_analysed(tmp_path:
         before = source.frames
         assert _wait(lambda: source.frames >= before + 10, 10), "analysis stopped"
         assert offline == [], offline
+        # Meanwhile an event still gets a clip: the analysed stream's own.
+        assert _wait(lambda: clips.buffered == 0, 5)
+        fallback = source.fallback_clips
+        assert fallback is not None
+        fallback.pre_s = fallback.post_s = 0.5
+        source.request_clip(tmp_path / "clips" / "during")
+        assert _wait(lambda: len(fallback.written) == 1, 10), "no clip while the main was down"
+        with av.open(str(fallback.written[0])) as c:
+            assert c.streams.video[0].codec_context.width == 160
         server = StreamServer({}, port=port, streams=streams).start()
         assert _wait(lambda: clips.buffered > 0, 15), "the main stream was not read again"
-        clips.request(tmp_path / "clips" / "two")
+        source.request_clip(tmp_path / "clips" / "two")
         assert _wait(lambda: len(clips.written) == 2, 15), "clips did not resume"
         with av.open(str(clips.written[1])) as c:
             assert c.streams.video[0].codec_context.width == 320

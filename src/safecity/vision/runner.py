@@ -101,6 +101,9 @@ class CameraSource(threading.Thread):
         self.backoff_s = backoff_s
         self.read_timeout_s = read_timeout_s
         self.clips = ClipRecorder() if config.clips else None
+        #: With a main stream for clips: the analysed stream's own packets, for a clip while
+        #: the main stream is down (a smaller clip rather than none).
+        self.fallback_clips = ClipRecorder() if config.clips and config.record_url else None
         self._lock = threading.Lock()
         self._frame: Frame | None = None
         self._stopping = threading.Event()
@@ -119,6 +122,21 @@ class CameraSource(threading.Thread):
         if self._reader is not None:
             self._reader.close()
 
+    def request_clip(self, path: Path) -> None:
+        """A clip around now: from the main stream, or from the analysed stream while the
+        main one is down."""
+        if self.clips is None:
+            return
+        if self.fallback_clips is not None and self.clips.buffered == 0:
+            self.fallback_clips.request(path)
+        else:
+            self.clips.request(path)
+
+    def flush_clips(self) -> None:
+        for rec in (self.clips, self.fallback_clips):
+            if rec is not None:
+                rec.flush()
+
     def run(self) -> None:
         recorder = None
         if self.clips is not None and self.config.record_url:
@@ -127,7 +145,7 @@ class CameraSource(threading.Thread):
             )
             recorder.start()
         try:
-            self._read_analysed_stream(own_clips=recorder is None)
+            self._read_analysed_stream()
         finally:
             self._stopping.set()
             if recorder is not None:
@@ -173,7 +191,8 @@ class CameraSource(threading.Thread):
             self._stopping.wait(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.backoff_s[1])
 
-    def _read_analysed_stream(self, *, own_clips: bool) -> None:
+    def _read_analysed_stream(self) -> None:
+        own = self.fallback_clips if self.fallback_clips is not None else self.clips
         delay = self.backoff_s[0]
         while not self._stopping.is_set():
             cfg = self.config
@@ -184,7 +203,7 @@ class CameraSource(threading.Thread):
                 loop=cfg.simulate,
                 read_timeout_s=self.read_timeout_s,
                 open_timeout_s=self.read_timeout_s,
-                packet_sinks=[self.clips] if self.clips is not None and own_clips else [],
+                packet_sinks=[own] if own is not None else [],
             )
             self._reader = reader
             got = 0
@@ -298,8 +317,7 @@ class MultiCameraRunner:
             self._thread.join(timeout)
         for cam in self.cameras.values():
             cam.source.join(timeout=2.0)
-            if cam.source.clips is not None:
-                cam.source.clips.flush()
+            cam.source.flush_clips()
 
     def run(self) -> None:
         last_silence = 0.0
@@ -436,7 +454,9 @@ class MultiCameraRunner:
                     direction=ev.direction,
                     extra=ev.extra,
                     snapshot=snap,
-                    clip_request=clips.request if clips is not None and ev.alert else None,
+                    clip_request=cam.source.request_clip
+                    if clips is not None and ev.alert
+                    else None,
                 )
             )
         if self.on_counts is not None:
