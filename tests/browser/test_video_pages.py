@@ -130,6 +130,79 @@ def test_camera_rules_page_shows_the_rules_and_refuses_an_analyst(
     assert after == rules
 
 
+def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    """An admin clicks a tripwire onto the traffic camera's picture and saves it; the rule
+    has the clicked coordinates and the running worker counts vehicles crossing it."""
+    cam = next(c for c in cameras if c["stream_url"].endswith("/cam0.ts"))  # the traffic clip
+    token = video_server.token("admin")
+    url = f"/api/v1/video/cameras/{cam['id']}/rules"
+    rules = api(video_server, "GET", url, token)
+    _wait(
+        "a live picture of the traffic camera",
+        lambda: (
+            httpx.get(
+                f"{video_server.base_url}/api/v1/video/cameras/{cam['id']}/live.jpg",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            ).status_code
+            == 200
+        ),
+    )
+    log_in(page, video_server, "admin")
+    page.goto(f"{video_server.base_url}/video/camera/{cam['id']}")
+    page.wait_for_function(
+        "document.querySelector('#rules-picture img')?.naturalWidth > 0", timeout=10_000
+    )
+    box = page.locator("#rules-picture img").first.bounding_box()
+
+    def click(fx: float, fy: float) -> None:
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+    try:
+        page.get_by_label("Name").fill("west")
+        # One point is not a line: refused, nothing added.
+        click(0.3, 0.05)
+        page.get_by_role("button", name="Add line").click()
+        page.get_by_text("a zone needs 3 or more points, a line exactly 2").wait_for()
+        click(0.3, 0.95)
+        page.get_by_role("button", name="Add line").click()
+        page.get_by_text("line: west").wait_for()
+        assert page.locator("#rules-picture svg line[stroke=magenta]").count() == (
+            len(rules["lines"]) + 1
+        )
+        page.click("#save-rules")
+        page.get_by_text("rules saved").wait_for()
+        saved = api(video_server, "GET", url, token)
+        assert saved["zones"] == rules["zones"]
+        assert [ln["name"] for ln in saved["lines"]] == [
+            *(ln["name"] for ln in rules["lines"]),
+            "west",
+        ]
+        west = saved["lines"][-1]
+        assert west["a"] == pytest.approx([0.3, 0.05], abs=0.01)
+        assert west["b"] == pytest.approx([0.3, 0.95], abs=0.01)
+        assert west["direction"] == "any"
+        # The worker re-reads its cameras' rules (every 30 s) and counts on the new line
+        # (counts are stored per line and minute, once the minute is over).
+        counted = _wait(
+            "vehicles counted on the line drawn in the console",
+            lambda: api(
+                video_server,
+                "GET",
+                f"/api/v1/video/traffic?camera_id={cam['id']}&line=west&minutes=10",
+                token,
+            )["points"],
+            timeout=180,
+        )
+        assert sum(p["total"] for p in counted) > 0
+        assert {k for p in counted for k in p["counts"]} <= {"car", "motorcycle", "bus", "truck"}
+    finally:
+        restore = {k: rules[k] for k in ("zones", "lines", "detect_fps", "incident_kinds")}
+        api(video_server, "PUT", url, token, {**restore, "enabled": rules["enabled"]})
+
+
 def test_camera_wall_pictures_refresh(
     page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
 ) -> None:

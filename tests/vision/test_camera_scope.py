@@ -179,6 +179,28 @@ def test_site_traffic_adds_up_only_the_cameras_a_user_sees(
     assert [p.counts for p in every.points] == [{"car": 13}]
 
 
+def test_traffic_counts_of_one_line_or_of_all(runtime: Runtime, place: dict[str, Any]) -> None:
+    """A camera with two counting lines: each line's counts on their own, or added up."""
+    now = runtime.clock.now()
+    minute = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    with transaction(runtime.sessions) as s:
+        cam = registry.get_camera(s, camera_id=place["cams"]["east"])
+        video.record_counts(
+            s, camera=cam, line="northbound", minute=minute, counts={"car": 4, "bus": 1},
+            mean_speed_px_s=20.0,
+        )  # fmt: skip
+        since = now - timedelta(hours=1)
+
+        def counts(line: str | None) -> list[dict[str, int]]:
+            series = video.traffic(s, camera_id=cam.id, since=since, line=line)
+            return [p.counts for p in series.points]
+
+        assert counts("main") == [{"car": 3}]
+        assert counts("northbound") == [{"car": 4, "bus": 1}]
+        assert counts(None) == [{"car": 7, "bus": 1}]
+        assert counts("no such line") == []
+
+
 def test_live_video_events_reach_every_level_whose_scope_covers_the_camera(
     runtime: Runtime, place: dict[str, Any]
 ) -> None:

@@ -132,6 +132,11 @@ def traffic(
     camera_id: int | None = None,
     site_id: int | None = None,
     minutes: int = Query(60, ge=1, le=7 * 24 * 60),
+    line: str | None = Query(
+        None, min_length=1, max_length=64, description="only the counting lines of this name"
+    ),
 ) -> TrafficSeries:
     since = runtime.clock.now() - timedelta(minutes=minutes)
-    return service.traffic(session, camera_id=camera_id, site_id=site_id, since=since, actor=actor)
+    return service.traffic(
+        session, camera_id=camera_id, site_id=site_id, since=since, line=line, actor=actor
+    )

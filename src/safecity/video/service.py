@@ -453,10 +453,12 @@ def traffic(
     site_id: int | None = None,
     since: datetime,
     until: datetime | None = None,
+    line: str | None = None,
     actor: Principal | None = None,
 ) -> TrafficSeries:
-    """Counts per minute (all lines added up) for a camera or a whole site; with
-    `actor`, of the cameras it may see (Forbidden for a camera outside its jurisdiction)."""
+    """Counts per minute for a camera or a whole site: of the counting lines named `line`,
+    or all lines added up; with `actor`, of the cameras it may see (Forbidden for a camera
+    outside its jurisdiction)."""
     if (camera_id is None) == (site_id is None):
         raise InvalidInput("give exactly one of camera_id or site_id")
     q = select(TrafficCount).where(TrafficCount.minute >= since).order_by(TrafficCount.minute)
@@ -468,6 +470,8 @@ def traffic(
             q = q.where(TrafficCount.camera_id.in_(visible))
     if until is not None:
         q = q.where(TrafficCount.minute < until)
+    if line is not None:
+        q = q.where(TrafficCount.line == line)
     q = (
         q.where(TrafficCount.camera_id == camera_id)
         if camera_id is not None
