@@ -85,6 +85,23 @@ def _pkt(at: str) -> str:
     return datetime.fromisoformat(at).astimezone(PKT).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _has_live_picture(server: DemoServer, camera_id: int, token: str) -> bool:
+    r = httpx.get(
+        f"{server.base_url}/api/v1/video/cameras/{camera_id}/live.jpg",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    return r.status_code == 200
+
+
+def _wait_for_live_picture(server: DemoServer, cam: dict[str, Any], token: str) -> None:
+    """Until the worker has written the camera's live picture."""
+    _wait(
+        f"a live picture of camera {cam['code']}",
+        lambda: _has_live_picture(server, cam["id"], token),
+    )
+
+
 def test_video_pages_need_a_login(video_server: DemoServer) -> None:
     for path in ("/video", "/video/wall", "/video/events", "/video/traffic", "/video/camera/1"):
         r = httpx.get(f"{video_server.base_url}{path}", follow_redirects=False, timeout=30)
@@ -98,17 +115,7 @@ def test_camera_rules_page_shows_the_rules_and_refuses_an_analyst(
     cam = cameras[0]
     token = video_server.token("analyst")
     rules = api(video_server, "GET", f"/api/v1/video/cameras/{cam['id']}/rules", token)
-    _wait(
-        "a live picture of the first demo camera",
-        lambda: (
-            httpx.get(
-                f"{video_server.base_url}/api/v1/video/cameras/{cam['id']}/live.jpg",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            ).status_code
-            == 200
-        ),
-    )
+    _wait_for_live_picture(video_server, cam, token)
     log_in(page, video_server, "analyst")
     page.goto(f"{video_server.base_url}/video")
     page.locator("#camera-table tbody tr", has_text=cam["code"]).first.click()
@@ -139,17 +146,7 @@ def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
     token = video_server.token("admin")
     url = f"/api/v1/video/cameras/{cam['id']}/rules"
     rules = api(video_server, "GET", url, token)
-    _wait(
-        "a live picture of the traffic camera",
-        lambda: (
-            httpx.get(
-                f"{video_server.base_url}/api/v1/video/cameras/{cam['id']}/live.jpg",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            ).status_code
-            == 200
-        ),
-    )
+    _wait_for_live_picture(video_server, cam, token)
     log_in(page, video_server, "admin")
     page.goto(f"{video_server.base_url}/video/camera/{cam['id']}")
     page.wait_for_function(
@@ -209,18 +206,10 @@ def test_camera_wall_pictures_refresh(
     outside = record_hosts(page)
     token = video_server.token("analyst")
 
-    def live_pictures() -> bool:
-        return all(
-            httpx.get(
-                f"{video_server.base_url}/api/v1/video/cameras/{c['id']}/live.jpg",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            ).status_code
-            == 200
-            for c in cameras
-        )
-
-    _wait("a live picture of every demo camera", live_pictures)
+    _wait(
+        "a live picture of every demo camera",
+        lambda: all(_has_live_picture(video_server, c["id"], token) for c in cameras),
+    )
     log_in(page, video_server, "analyst")
     page.goto(f"{video_server.base_url}/video/wall")
     page.wait_for_selector("[id^=wall-] img")
