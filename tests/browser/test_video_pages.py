@@ -194,7 +194,7 @@ def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
             timeout=180,
         )
         assert sum(p["total"] for p in counted) > 0
-        assert {k for p in counted for k in p["counts"]} <= {"car", "motorcycle", "bus", "truck"}
+        assert {k for p in counted for k in p["counts"]} <= {"car", "motorcycle", "bus_truck"}
     finally:
         restore = {k: rules[k] for k in ("zones", "lines", "detect_fps", "incident_kinds")}
         api(video_server, "PUT", url, token, {**restore, "enabled": rules["enabled"]})
