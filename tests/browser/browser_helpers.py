@@ -62,3 +62,20 @@ def api(server: DemoServer, method: str, path: str, token: str, body: Any = None
 def unit_by_callsign(server: DemoServer, token: str, callsign: str) -> dict[str, Any]:
     units: list[dict[str, Any]] = api(server, "GET", "/api/v1/units", token)
     return next(u for u in units if u["callsign"] == callsign)
+
+
+def drawn_chart_js(element_id: str) -> str:
+    """JavaScript giving the ECharts chart in #element_id as the browser drew it:
+    {x: category labels, series: {name: data}}, or null before it is drawn (NiceGUI maps the
+    module name `nicegui-echart` in its import map)."""
+    return f"""async () => {{
+  const {{echarts}} = await import("nicegui-echart");
+  const el = document.getElementById("{element_id}");
+  const chart = el && echarts.getInstanceByDom(el);
+  if (!chart) return null;
+  const o = chart.getOption();
+  return {{
+    x: o.xAxis && o.xAxis[0].data ? o.xAxis[0].data : [],
+    series: Object.fromEntries((o.series || []).map((s) => [s.name, s.data])),
+  }};
+}}"""

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from browser_helpers import DemoServer, api, log_in, record_hosts, screenshot
+from browser_helpers import DemoServer, api, drawn_chart_js, log_in, record_hosts, screenshot
 from shapely.geometry import shape
 
 pytestmark = pytest.mark.browser
@@ -30,19 +30,8 @@ SPIKE = 45
 #: What the page asks of the trend service (analytics/ui.py `_load`, weekly).
 TREND_QUERY = "group_by=all&period=week&monitor=8&show=52"
 
-#: The chart's options as the browser drew them (the ECharts instance of #analytics-chart;
-#: NiceGUI maps the module name `nicegui-echart` in its import map).
-CHART = """async () => {
-  const {echarts} = await import("nicegui-echart");
-  const el = document.getElementById("analytics-chart");
-  const chart = el && echarts.getInstanceByDom(el);
-  if (!chart) return null;
-  const o = chart.getOption();
-  return {
-    x: o.xAxis ? o.xAxis[0].data : [],
-    series: Object.fromEntries((o.series || []).map((s) => [s.name, s.data])),
-  };
-}"""
+#: The chart as the browser drew it.
+CHART = drawn_chart_js("analytics-chart")
 
 
 # --------------------------------------------------------------------------- data

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_helpers import DemoServer, api, log_in, record_hosts, screenshot
+from browser_helpers import DemoServer, api, drawn_chart_js, log_in, record_hosts, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared]
 
@@ -365,6 +365,84 @@ def test_camera_list_shows_live_status(
     assert online >= len(cameras)
     screenshot(page, "video-cameras.png")
     assert outside == [], f"the camera list requested hosts outside this machine: {outside}"
+
+
+TRAFFIC_CHART = drawn_chart_js("traffic-chart")
+
+
+def _traffic_as_drawn(server: DemoServer, token: str, query: str) -> dict[str, dict[str, int]]:
+    """The API's counts per minute in the chart's terms (PKT "HH:MM", zeros left out)."""
+    points = api(server, "GET", f"/api/v1/video/traffic?minutes=60&{query}", token)["points"]
+    return {
+        datetime.fromisoformat(p["minute"]).astimezone(PKT).strftime("%H:%M"): {
+            g: n for g, n in p["counts"].items() if n
+        }
+        for p in points
+    }
+
+
+def _drawn_traffic(page: Any) -> dict[str, dict[str, int]] | None:
+    """The traffic chart in the same terms: {"HH:MM": {group: count}} (zeros left out)."""
+    chart = page.evaluate(TRAFFIC_CHART)
+    if chart is None:
+        return None
+    out: dict[str, dict[str, int]] = {m: {} for m in chart["x"]}
+    for name, data in chart["series"].items():
+        for m, n in zip(chart["x"], data, strict=True):
+            if n:
+                out[m][name] = n
+    return out
+
+
+def _chart_shows(page: Any, server: DemoServer, token: str, query: str) -> dict[str, Any]:
+    """Until the chart draws what the API answers for `query` (a minute's counts are
+    written when it ends, so the two can differ for a moment); the counts."""
+    return _wait(  # type: ignore[no-any-return]
+        f"the traffic chart drawing /traffic?{query}",
+        lambda: (
+            (drawn := _drawn_traffic(page)) == _traffic_as_drawn(server, token, query) and drawn
+        ),
+        timeout=90,
+    )
+
+
+def test_traffic_counts_per_camera_line_and_site(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    """The traffic page charts the counts per minute and class of a camera (all lines or
+    one), and of a whole site, as the API has them."""
+    cam = next(c for c in cameras if c["stream_url"].endswith("/cam0.ts"))  # the traffic clip
+    token = video_server.token("analyst")
+    _wait(
+        "traffic counts of the traffic camera",
+        lambda: _traffic_as_drawn(video_server, token, f"camera_id={cam['id']}"),
+        timeout=120,
+    )
+    outside = record_hosts(page)
+    log_in(page, video_server, "analyst")
+    page.goto(f"{video_server.base_url}/video/traffic")
+    page.get_by_label("Camera", exact=True).click()
+    site = next(
+        s["name"]
+        for s in api(video_server, "GET", "/api/v1/sites", token)
+        if s["id"] == cam["site_id"]
+    )
+    page.get_by_role("option", name=f"{cam['code']} ({site})").click()
+    every = _chart_shows(page, video_server, token, f"camera_id={cam['id']}")
+    assert {g for m in every.values() for g in m} <= {"car", "motorcycle", "bus_truck"}
+    assert sum(n for m in every.values() for n in m.values()) > 0
+    # One counting line: the demo's "count" (an earlier test's line is gone from the rules,
+    # its counts are not).
+    page.get_by_label("Counting line").click()
+    page.get_by_role("option", name="count", exact=True).click()
+    _chart_shows(page, video_server, token, f"camera_id={cam['id']}&line=count")
+    # The camera's whole site.
+    page.locator("#traffic-by").get_by_text("site").click()
+    page.get_by_label("Site", exact=True).click()
+    page.get_by_role("option", name=site, exact=True).click()
+    _chart_shows(page, video_server, token, f"site_id={cam['site_id']}")
+    screenshot(page, "video-traffic.png")
+    assert outside == [], f"the traffic page requested hosts outside this machine: {outside}"
 
 
 def test_server_logged_no_errors(video_server: DemoServer) -> None:

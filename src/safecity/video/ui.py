@@ -3,7 +3,8 @@
 - /video: cameras with their live status, frames per second and last frame time;
 - /video/wall: a wall of live pictures (boxes drawn by the worker), refreshed every second;
 - /video/events: event review, newest first, live from the bus, with the snapshot;
-- /video/traffic: counts per minute per class, for a camera or a whole site;
+- /video/traffic: counts per minute per class, for a camera or a whole site, of one
+  counting line or all;
 - /video/camera/{id}: a camera's zones and lines, drawn by clicking on its picture.
 
 The console calls `register_pages(runtime)` once it has mounted NiceGUI."""
@@ -183,8 +184,21 @@ def _snapshot(event_id: int, actor: Principal) -> bytes | None:
     return None
 
 
+def _counting_lines(camera_ids: list[int]) -> list[str]:
+    """The names of the cameras' counting lines (alert lines are events, not counts)."""
+    with _rt().sessions() as s:
+        return sorted(
+            {
+                ln.name
+                for cid in camera_ids
+                for ln in service.get_rules(s, camera_id=cid).lines
+                if not ln.alert
+            }
+        )
+
+
 def _traffic(
-    camera_id: int | None, site_id: int | None, minutes: int, actor: Principal
+    camera_id: int | None, site_id: int | None, line: str | None, minutes: int, actor: Principal
 ) -> dict[str, Any]:
     rt = _rt()
     with rt.sessions() as s:
@@ -193,6 +207,7 @@ def _traffic(
             camera_id=camera_id,
             site_id=site_id,
             since=rt.clock.now() - timedelta(minutes=minutes),
+            line=line,
             actor=actor,
         )
     groups = sorted({g for p in series.points for g in p.counts})
@@ -383,27 +398,57 @@ def register_pages(runtime: Runtime) -> None:
         cams = {r["id"]: f"{r['code']} ({r['site']})" for r in rows}
         sites = {r["site_id"]: r["site"] for r in rows}
         with ui.row().classes("items-center gap-4"):
-            by = ui.toggle(["camera", "site"], value="camera")
-            cam_sel = ui.select(
-                cams, label="Camera", with_input=True, value=next(iter(cams), None)
-            ).classes("w-64")
-            site_sel = ui.select(sites, label="Site", with_input=True).classes("w-64")
+            by = ui.toggle(["camera", "site"], value="camera").props("id=traffic-by")
+            cam_sel = (
+                ui.select(cams, label="Camera", with_input=True, value=next(iter(cams), None))
+                .classes("w-64")
+                .props("id=traffic-camera")
+            )
+            site_sel = (
+                ui.select(sites, label="Site", with_input=True)
+                .classes("w-64")
+                .props("id=traffic-site")
+            )
+            line_sel = (
+                ui.select({"": "all lines"}, label="Counting line", value="")
+                .classes("w-48")
+                .props("id=traffic-line")
+            )
             minutes = ui.select({60: "last hour", 360: "6 hours", 1440: "24 hours"}, value=60)
-        chart = ui.echart(
-            {"xAxis": {"type": "category", "data": []}, "yAxis": {"type": "value"}, "series": []}
-        ).classes("w-full h-96")
+        chart = (
+            ui.echart({"xAxis": {"type": "category"}, "yAxis": {"type": "value"}, "series": []})
+            .classes("w-full h-96")
+            .props("id=traffic-chart")
+        )
+
+        async def relist_lines() -> None:
+            """The counting lines of the chosen camera, or of the chosen site's cameras."""
+            if by.value == "camera":
+                ids = [cam_sel.value] if cam_sel.value is not None else []
+            else:
+                ids = [r["id"] for r in rows if r["site_id"] == site_sel.value]
+            names = await _io(_counting_lines, ids)
+            line_sel.set_options({"": "all lines", **{n: n for n in names}}, value="")
 
         async def refresh() -> None:
             cid = cam_sel.value if by.value == "camera" else None
             sid = site_sel.value if by.value == "site" else None
             if cid is None and sid is None:
                 return
+            line = line_sel.value or None
             chart.options.clear()
-            chart.options.update(await _io(_traffic, cid, sid, int(minutes.value), who))
+            chart.options.update(await _io(_traffic, cid, sid, line, int(minutes.value), who))
             chart.update()
 
-        for w in (by, cam_sel, site_sel, minutes):
+        async def chosen() -> None:
+            await relist_lines()
+            await refresh()
+
+        for w in (by, cam_sel, site_sel):
+            w.on_value_change(lambda _: chosen())
+        for w in (line_sel, minutes):
             w.on_value_change(lambda _: refresh())
+        await relist_lines()
         await refresh()
         ui.timer(30.0, refresh)
         return None
