@@ -315,6 +315,57 @@ def test_event_review_live_with_snapshot(
     assert outside == [], f"event review requested hosts outside this machine: {outside}"
 
 
+def test_event_clip_plays_in_review(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    """A link to one alert event opens it with its clip, which the browser plays from the
+    console (the console's login, no token); an unknown event is named, not a blank page."""
+    token = video_server.token("analyst")
+
+    def alert_with_clip() -> dict[str, Any] | None:
+        for e in api(video_server, "GET", "/api/v1/video/events?alerts_only=true&limit=20", token):
+            r = httpx.get(
+                f"{video_server.base_url}/api/v1/video/events/{e['id']}/clip",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            if r.status_code == 200:
+                return {"event": e, "clip": r.content}
+        return None
+
+    found = _wait("an alert event with its clip written", alert_with_clip, timeout=90)
+    event = found["event"]
+    console_clip = f"{video_server.base_url}/video/events/{event['id']}/clip"
+    assert httpx.get(console_clip, timeout=30).status_code == 401
+    outside = record_hosts(page)
+    log_in(page, video_server, "analyst")
+    page.goto(f"{video_server.base_url}/video/events?event={event['id']}")
+    page.get_by_text(re.compile(rf"^#{event['id']} {event['kind']} ")).wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#event-snapshot img');"
+        " return !!i && i.src.startsWith('data:image/jpeg') && i.naturalWidth > 0; }",
+        timeout=10_000,
+    )
+    # The player has the clip: the browser read its length and its first picture.
+    page.wait_for_function(
+        """() => {
+          const v = document.querySelector('video');
+          return !!v && v.readyState >= 2 && v.duration > 1 && v.videoWidth > 0;
+        }""",
+        timeout=20_000,
+    )
+    src = page.eval_on_selector("video", "v => v.currentSrc")
+    assert src == console_clip, src
+    served = page.request.get(console_clip)
+    assert served.status == 200 and served.body() == found["clip"]
+    assert served.headers["content-type"] == "video/mp4"
+    screenshot(page, "video-event-clip.png")
+    # An event that does not exist.
+    page.goto(f"{video_server.base_url}/video/events?event=987654321")
+    page.get_by_text("video event 987654321 does not exist").wait_for()
+    assert outside == [], f"event review requested hosts outside this machine: {outside}"
+
+
 #: Every row of the camera table as {column label: cell text}.
 ROWS = """() => {
   const head = [...document.querySelectorAll('#camera-table thead th')]

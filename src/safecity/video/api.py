@@ -70,12 +70,9 @@ def snapshot(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResp
 
 @router.get("/events/{event_id}/clip", dependencies=READ)
 def clip(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResponse:
-    ev = service.get_event(session, event_id=event_id, actor=actor)
-    if ev.clip_path:
-        for suffix, media in ((".mp4", "video/mp4"), (".ts", "video/mp2t")):
-            p = Path(ev.clip_path).with_suffix(suffix)
-            if p.is_file():
-                return FileResponse(p, media_type=media)
+    found = service.clip_file(service.get_event(session, event_id=event_id, actor=actor))
+    if found is not None:
+        return FileResponse(found[0], media_type=found[1])
     raise NotFound(
         f"video event {event_id} has no clip (not an alert, the clip is still "
         "being written, or it is past retention)"

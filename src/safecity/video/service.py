@@ -200,6 +200,22 @@ def record_event(
     return VideoEventOut.model_validate(row)
 
 
+#: The containers a clip is written in (MP4, or MPEG-TS where the codec does not fit MP4).
+CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".ts": "video/mp2t"}
+
+
+def clip_file(event: VideoEventOut) -> tuple[Path, str] | None:
+    """The event's clip on disk and its media type; None when it has none (not an alert),
+    it is still being written, or it is past retention."""
+    if not event.clip_path:
+        return None
+    for suffix, media in CLIP_MEDIA_TYPES.items():
+        p = Path(event.clip_path).with_suffix(suffix)
+        if p.is_file():
+            return p, media
+    return None
+
+
 def list_events(
     session: Session,
     *,

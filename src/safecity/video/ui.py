@@ -2,7 +2,8 @@
 
 - /video: cameras with their live status, frames per second and last frame time;
 - /video/wall: a wall of live pictures (boxes drawn by the worker), refreshed every second;
-- /video/events: event review, newest first, live from the bus, with the snapshot;
+- /video/events: event review, newest first, live from the bus, with the snapshot and the
+  clip (`?event=ID` opens one event);
 - /video/traffic: counts per minute per class, for a camera or a whole site, of one
   counting line or all;
 - /video/camera/{id}: a camera's zones and lines, drawn by clicking on its picture.
@@ -21,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from nicegui import app as nicegui_app
 from nicegui import run, ui
 
@@ -176,12 +177,29 @@ def _event_row(e: dict[str, Any], code: str) -> dict[str, Any]:
     }
 
 
-def _snapshot(event_id: int, actor: Principal) -> bytes | None:
+@dataclass
+class _EventDetail:
+    row: dict[str, Any]
+    jpeg: bytes
+    has_clip: bool
+
+
+def _event_detail(event_id: int, actor: Principal) -> _EventDetail:
+    """An event for review: its row, its snapshot (b"" when none) and whether its clip is
+    on disk (NotFound / Forbidden as the API)."""
     with _rt().sessions() as s:
         ev = service.get_event(s, event_id=event_id, actor=actor)
+        code = registry.get_camera(s, camera_id=ev.camera_id).code
+    jpeg = b""
     if ev.snapshot_path and Path(ev.snapshot_path).is_file():
-        return Path(ev.snapshot_path).read_bytes()
-    return None
+        jpeg = Path(ev.snapshot_path).read_bytes()
+    row = _event_row(ev.model_dump(), code)
+    return _EventDetail(row=row, jpeg=jpeg, has_clip=service.clip_file(ev) is not None)
+
+
+def _clip(event_id: int, actor: Principal) -> tuple[Path, str] | None:
+    with _rt().sessions() as s:
+        return service.clip_file(service.get_event(s, event_id=event_id, actor=actor))
 
 
 def _counting_lines(camera_ids: list[int]) -> list[str]:
@@ -319,11 +337,30 @@ def register_pages(runtime: Runtime) -> None:
         ui.timer(1.0, refresh)
         return None
 
-    @ui.page("/video/events", title="SafeCity — video events")
-    async def events_page() -> RedirectResponse | None:
+    @nicegui_app.get("/video/events/{event_id}/clip", include_in_schema=False)
+    async def event_clip(event_id: int) -> Response:
+        """The event's clip for the console's player (the console's login, not a token)."""
         who = await _operator()
         if who is None:
-            return _login_then("/video/events")
+            return Response("log in to the console first", status_code=401)
+        try:
+            found = await run.io_bound(_clip, event_id, who)
+        except SafeCityError as exc:
+            return Response(exc.message, status_code=exc.status)
+        if found is None:
+            return Response(
+                f"video event {event_id} has no clip (not an alert, still being written, or "
+                "past retention)",
+                status_code=404,
+            )
+        return FileResponse(found[0], media_type=found[1])
+
+    @ui.page("/video/events", title="SafeCity — video events")
+    async def events_page(event: int | None = None) -> RedirectResponse | None:
+        """Event review; `?event=ID` opens that event (a link from an alert or incident)."""
+        who = await _operator()
+        if who is None:
+            return _login_then("/video/events" + (f"?event={event}" if event else ""))
         _nav("video events")
         rt = _rt()
         # The cameras this operator may see, as the page opens (a camera added later
@@ -345,25 +382,43 @@ def register_pages(runtime: Runtime) -> None:
             )
             with ui.column().classes("w-1/3"):
                 picture = ui.image().classes("w-full").props("id=event-snapshot")
-                detail = ui.label("Click an event to see its snapshot.")
+                detail = ui.label("Click an event to see its snapshot and clip.")
+                player = ui.video("", controls=True).classes("w-full").props("id=event-clip")
+                player.set_visibility(False)
+                clip_note = ui.label("").props("id=event-clip-note")
 
         async def load() -> None:
             table.rows = await _io(_events, bool(alerts.value), who)
             table.update()
 
-        async def show(e: Any) -> None:
-            row = e.args[1]
-            jpeg = await _io(lambda: _snapshot(int(row["id"]), who) or b"")
-            picture.set_source(_data_url(jpeg) if jpeg else "")
+        async def show(event_id: int) -> None:
+            try:
+                d = await _io(_event_detail, event_id, who)
+            except SafeCityError as exc:
+                ui.notify(exc.message, type="negative")
+                return
+            row = d.row
+            picture.set_source(_data_url(d.jpeg) if d.jpeg else "")
             detail.set_text(
                 f"#{row['id']} {row['kind']} {row['rule']} {row['class']} on "
                 f"{row['camera']} at {row['time']}"
                 + (f"; incident {row['incident']}" if row["incident"] else "")
             )
+            player.set_source(f"/video/events/{event_id}/clip" if d.has_clip else "")
+            player.set_visibility(d.has_clip)
+            clip_note.set_text(
+                ""
+                if d.has_clip
+                else "No clip: only alerts keep one, a few seconds after the event."
+                if row["alert"]
+                else "No clip: only alerts keep one."
+            )
 
-        table.on("rowClick", show)
+        table.on("rowClick", lambda e: show(int(e.args[1]["id"])))
         alerts.on_value_change(lambda _: load())
         await load()
+        if event is not None:
+            await show(event)
 
         async def pump() -> None:
             while not client.is_deleted if hasattr(client, "is_deleted") else True:
