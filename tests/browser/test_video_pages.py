@@ -366,6 +366,29 @@ def test_event_clip_plays_in_review(
     assert outside == [], f"event review requested hosts outside this machine: {outside}"
 
 
+def test_camera_incident_links_to_its_video_event(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    """An incident a camera alert opened (loitering in a demo perimeter zone) shows, on the
+    dispatch board, a link to the alert's event review."""
+    token = video_server.token("dispatcher")
+
+    def alert_with_incident() -> dict[str, Any] | None:
+        events = api(video_server, "GET", "/api/v1/video/events?alerts_only=true&limit=500", token)
+        return next((e for e in events if e["incident_id"]), None)
+
+    event = _wait("a camera alert that opened an incident", alert_with_incident, timeout=120)
+    log_in(page, video_server, "dispatcher")
+    page.goto(f"{video_server.base_url}/dispatch")
+    row = f'#dispatch-queue tr[data-incident-id="{event["incident_id"]}"]'
+    page.wait_for_selector(row, timeout=15_000)
+    page.click(row)
+    page.wait_for_selector(f'#incident-detail[data-incident-id="{event["incident_id"]}"]')
+    page.click(f"#detail-video-{event['id']}")
+    page.wait_for_url(f"{video_server.base_url}/video/events?event={event['id']}")
+    page.get_by_text(re.compile(rf"^#{event['id']} {event['kind']} .*; incident ")).wait_for()
+
+
 #: Every row of the camera table as {column label: cell text}.
 ROWS = """() => {
   const head = [...document.querySelectorAll('#camera-table thead th')]

@@ -96,6 +96,9 @@ def test_worker_analyses_a_registry_camera(
         assert inc.category == "camera_alert" and inc.source == "camera"
         assert inc.station_id == cam.station_id
         assert "VIS-WORKER-1" in inc.description
+        # Its calls name their events (a second alert nearby joins it as a duplicate).
+        raised = {service.event_id_of_call(c.external_id) for c in inc.calls}
+        assert enter.id in raised and None not in raised
 
     r = demo_client.get(f"/api/v1/video/events?camera_id={cam.id}", headers=admin)
     assert r.status_code == 200 and any(e["kind"] == "zone_enter" for e in r.json())
@@ -222,3 +225,17 @@ def test_status_counts_and_retention(
         assert service.get_event(s, event_id=ev.id).snapshot_path is None
     gone = demo_client.get(f"/api/v1/video/events/{ev.id}/snapshot", headers=admin)
     assert gone.status_code == 404 and "retention" in gone.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("external_id", "event_id"),
+    [
+        ("video-event-12", 12),
+        ("video-event-", None),
+        ("video-event-12a", None),
+        ("panic-12", None),
+        (None, None),
+    ],
+)
+def test_a_calls_video_event(external_id: str | None, event_id: int | None) -> None:
+    assert service.event_id_of_call(external_id) == event_id

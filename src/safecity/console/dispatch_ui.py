@@ -42,6 +42,7 @@ from safecity.incidents import service as incidents
 from safecity.incidents.lifecycle import OPEN, TRANSITIONS, Status
 from safecity.incidents.schemas import IncidentDetail, IncidentOut, ResponseTargetOut
 from safecity.registry import service as registry
+from safecity.video import service as video
 
 log = logging.getLogger("safecity.console.dispatch")
 P = ParamSpec("P")
@@ -1279,6 +1280,16 @@ class _BoardPage:
                 for k, v in rows:
                     _text(k, tag="div", classes="k")
                     _text(v, tag="div", classes="v")
+                # A camera alert: its snapshot and clip are one click away.
+                seen = [e for c in inc.calls if (e := video.event_id_of_call(c.external_id))]
+                if seen:
+                    _text("Video", tag="div", classes="k")
+                    with ui.element("div").classes("v"):
+                        for event_id in seen:
+                            ui.link(
+                                f"event {event_id}: snapshot and clip",
+                                f"/video/events?event={event_id}",
+                            ).props(f"id=detail-video-{event_id}")
             self._milestones(inc)
             self._recommendations(d, inc.status in _DISPATCHABLE)
             self._assignments(d)

@@ -200,6 +200,18 @@ def record_event(
     return VideoEventOut.model_validate(row)
 
 
+#: A camera alert's call carries its event as external id `video-event-ID`.
+VIDEO_EVENT_CALL_PREFIX = "video-event-"
+
+
+def event_id_of_call(external_id: str | None) -> int | None:
+    """The video event a call was raised for (None for any other call)."""
+    if external_id and external_id.startswith(VIDEO_EVENT_CALL_PREFIX):
+        rest = external_id[len(VIDEO_EVENT_CALL_PREFIX) :]
+        return int(rest) if rest.isdigit() else None
+    return None
+
+
 #: The containers a clip is written in (MP4, or MPEG-TS where the codec does not fit MP4).
 CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".ts": "video/mp2t"}
 
@@ -318,7 +330,7 @@ def open_incident(
         category="camera_alert",
         description=f"Camera {cam.code} ({cam.name}): {what}{row.kind.replace('_', ' ')}"
         f"{rule} at {row.at.isoformat(timespec='seconds')}; video event {row.id}",
-        external_id=f"video-event-{row.id}",
+        external_id=f"{VIDEO_EVENT_CALL_PREFIX}{row.id}",
     )
     try:
         accepted = incidents.receive_call(session, call=call, actor=actor, now=now, source="camera")
