@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -193,8 +194,9 @@ def _show_layer(page: Any, name: str) -> None:
     box.locator("input").check()
 
 
-def test_the_page_needs_a_login(demo_server: DemoServer) -> None:
-    r = httpx.get(f"{demo_server.base_url}/analytics", follow_redirects=False, timeout=30)
+@pytest.mark.parametrize("path", ["/analytics", "/analytics/patrol-sheet?dataset=history"])
+def test_the_page_needs_a_login(demo_server: DemoServer, path: str) -> None:
+    r = httpx.get(f"{demo_server.base_url}{path}", follow_redirects=False, timeout=30)
     assert r.status_code in (302, 303, 307) and r.headers["location"].endswith("/login")
 
 
@@ -343,6 +345,23 @@ def test_each_user_sees_his_jurisdiction(
     chart = _chart(page, len(counts))
     assert chart["series"]["count"] == counts
     assert page.locator("#analytics-map path.sca-hot").count() == len(hot["features"])
+    # The printable patrol sheet behind the header's link is the API's, for his stations.
+    href = page.get_attribute("#analytics-patrol-sheet", "href")
+    assert href == "/analytics/patrol-sheet?dataset=history"
+    sheet = page.request.get(f"{demo_server.base_url}{href}")
+    assert sheet.status == 200 and sheet.headers["content-type"].startswith("text/html")
+    printed = httpx.get(
+        f"{demo_server.base_url}/api/v1/analytics/patrols?dataset=history&format=html",
+        headers={"Authorization": f"Bearer {mine}"},
+        timeout=60,
+    ).text
+    assert sheet.text() == printed
+    stations = printed.count("<section class='station'>")
+    assert stations == 1 if username == "sho.gulbahar" else stations > 1
+    if username == "sho.gulbahar":
+        assert re.search(r"Station <b>[^<]*Gulbahar", printed), "not the SHO's station"
+    unknown = page.request.get(f"{demo_server.base_url}/analytics/patrol-sheet?dataset=nope")
+    assert unknown.status == 404 and "nope" in unknown.text()
     assert outside == []
 
 

@@ -1,6 +1,7 @@
 """The console's analytics page (`/analytics`, NiceGUI): trend charts with anomaly markers
-and the alert list, hotspot / emerging / forecast / patrol layers on the map, and the
-hotspot evaluation table.
+and the alert list, hotspot / emerging / forecast / patrol layers on the map, the
+hotspot evaluation table, and the printable patrol sheet of the user's stations
+(`/analytics/patrol-sheet?dataset=NAME`, the API's `format=html`).
 
 The console calls `register_pages(runtime)` once when it registers its own pages (`runtime`
 is the Runtime, or a function returning the current one). Like the rest of the console it
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import app as nicegui_app
 from nicegui import run, ui
@@ -22,6 +24,8 @@ from safecity.core.errors import SafeCityError, Unauthenticated
 from safecity.core.runtime import Runtime
 
 PATH = "/analytics"
+#: The printable patrol sheet, `?dataset=NAME`.
+SHEET_PATH = "/analytics/patrol-sheet"
 
 _CSS = """
 body { background: #0b1220; color: #e2e8f0; }
@@ -241,30 +245,57 @@ def _chart_options(series: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _patrol_sheet(runtime: Runtime, principal: Principal, dataset: str) -> str:
+    """The printable patrol sheet of the user's stations (the API's `format=html`)."""
+    from safecity.analytics.patrol import render_html
+
+    with runtime.sessions() as session:
+        return render_html(service.patrol_plan(session, actor=principal, dataset=dataset))
+
+
+async def _console_principal(rt: Runtime, back_to: str) -> Principal | None:
+    """The console's logged-in user; None (after noting where to come back) when none."""
+    token = nicegui_app.storage.user.get("token")
+    principal: Principal | None = None
+    if isinstance(token, str):
+        try:
+            principal = await run.io_bound(_principal, rt, token)
+        except Unauthenticated as exc:
+            nicegui_app.storage.user.clear()
+            nicegui_app.storage.user["notice"] = exc.message
+    if principal is None:
+        nicegui_app.storage.user["next"] = back_to
+    return principal
+
+
 def register_pages(runtime: Runtime | Callable[[], Runtime]) -> None:
     """Add `/analytics` to the console. Call once, before the console starts."""
+    from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
     def current() -> Runtime:
         return runtime() if callable(runtime) else runtime
 
     @ui.page(PATH, title="SafeCity — Analytics")
     async def analytics_page() -> Any:
-        from fastapi.responses import RedirectResponse
-
-        token = nicegui_app.storage.user.get("token")
         rt = current()
-        principal: Principal | None = None
-        if isinstance(token, str):
-            try:
-                principal = await run.io_bound(_principal, rt, token)
-            except Unauthenticated as exc:
-                nicegui_app.storage.user.clear()
-                nicegui_app.storage.user["notice"] = exc.message
+        principal = await _console_principal(rt, PATH)
         if principal is None:
-            nicegui_app.storage.user["next"] = PATH
             return RedirectResponse("/login", status_code=303)
         await _Page(rt, principal).build()
         return None
+
+    @nicegui_app.get(SHEET_PATH, include_in_schema=False)
+    async def patrol_sheet(dataset: str = "history") -> Any:
+        """The printable patrol sheet for the console's user (its login, no token)."""
+        rt = current()
+        principal = await _console_principal(rt, f"{SHEET_PATH}?dataset={dataset}")
+        if principal is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            sheet = await run.io_bound(_patrol_sheet, rt, principal, dataset)
+        except SafeCityError as exc:
+            return PlainTextResponse(exc.message, status_code=exc.status)
+        return HTMLResponse(sheet)
 
 
 class _Page:
@@ -301,6 +332,11 @@ class _Page:
                 label="Period",
                 on_change=lambda e: self._set("period", e.value),
             ).props("id=analytics-period dense dark outlined").classes("w-28")
+            self.sheet_link = (
+                ui.link("Patrol sheet", f"{SHEET_PATH}?dataset={quote(self.dataset)}", new_tab=True)
+                .classes("text-sm text-sky-300")
+                .props("id=analytics-patrol-sheet")
+            )
             ui.label(self.principal.name).classes("text-sm text-slate-300")
         with ui.row().classes("sca-main no-wrap gap-0"):
             with ui.element("div").classes("flex-grow h-full"):
@@ -352,6 +388,8 @@ class _Page:
             return
         self.dataset = self.data["dataset"]
         self.dataset_select.set_options(self.data["datasets"], value=self.dataset)
+        self.sheet_link.props["href"] = f"{SHEET_PATH}?dataset={quote(self.dataset)}"
+        self.sheet_link.update()
         groups = [s["group"] for s in self.data["trends"]["series"]]
         self.series_select.set_options(groups, value=groups[0] if groups else None)
         if groups:
