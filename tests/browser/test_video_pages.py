@@ -312,6 +312,24 @@ def test_event_review_live_with_snapshot(
     )
     assert r.status_code == 200 and r.content == shown
     screenshot(page, "video-events.png")
+
+    # One camera's events of one kind (the reviewed one's).
+    page.get_by_label("Camera", exact=True).click()
+    page.get_by_role("option", name=code, exact=True).click()
+    page.get_by_label("Kind", exact=True).click()
+    page.get_by_role("option", name=event["kind"].replace("_", " "), exact=True).click()
+    page.wait_for_function(
+        """([code, kind]) => {
+          const rows = [...document.querySelectorAll('#event-table tbody tr')];
+          return rows.length > 0 && rows.every((r) => {
+            const td = r.querySelectorAll('td');
+            return td.length > 2 && td[1].textContent.trim() === code
+              && td[2].textContent.trim() === kind;
+          });
+        }""",
+        arg=[code, event["kind"]],
+        timeout=15_000,
+    )
     assert outside == [], f"event review requested hosts outside this machine: {outside}"
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, get_args
 
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from nicegui import app as nicegui_app
@@ -31,7 +31,7 @@ from safecity.core.errors import SafeCityError, Unauthenticated
 from safecity.core.runtime import Runtime
 from safecity.registry import service as registry
 from safecity.video import service
-from safecity.video.schemas import CameraRulesIn, LineIn, ZoneIn
+from safecity.video.schemas import CameraRulesIn, EventKind, LineIn, ZoneIn
 
 log = logging.getLogger("safecity.video.ui")
 P = ParamSpec("P")
@@ -148,12 +148,21 @@ def _live_or_empty(camera_id: int) -> bytes:
     return _live(camera_id) or b""
 
 
-def _events(alerts_only: bool, actor: Principal) -> list[dict[str, Any]]:
+def _camera_codes(actor: Principal) -> dict[int, str]:
     with _rt().sessions() as s:
-        codes = {c.id: c.code for c in registry.list_cameras(s, actor=actor)}
+        return {c.id: c.code for c in registry.list_cameras(s, actor=actor)}
+
+
+def _events(
+    alerts_only: bool, camera_id: int | None, kind: str | None, actor: Principal
+) -> list[dict[str, Any]]:
+    codes = _camera_codes(actor)
+    with _rt().sessions() as s:
+        events = service.list_events(
+            s, alerts_only=alerts_only, camera_id=camera_id, kind=kind, limit=200, actor=actor
+        )
         return [
-            _event_row(e.model_dump(), codes.get(e.camera_id, str(e.camera_id)))
-            for e in service.list_events(s, alerts_only=alerts_only, limit=200, actor=actor)
+            _event_row(e.model_dump(), codes.get(e.camera_id, str(e.camera_id))) for e in events
         ]
 
 
@@ -369,7 +378,23 @@ def register_pages(runtime: Runtime) -> None:
         sub = rt.bus.subscribe("vision.events.>")
         client = ui.context.client
         client.on_disconnect(sub.close)
-        alerts = ui.switch("Alerts only", value=False)
+        codes = await _io(_camera_codes, who)
+        with ui.row().classes("items-center gap-4"):
+            alerts = ui.switch("Alerts only", value=False)
+            camera_sel = (
+                ui.select({0: "all cameras", **codes}, value=0, label="Camera", with_input=True)
+                .classes("w-48")
+                .props("id=event-camera")
+            )
+            kind_sel = (
+                ui.select(
+                    {"": "all kinds", **{k: k.replace("_", " ") for k in get_args(EventKind)}},
+                    value="",
+                    label="Kind",
+                )
+                .classes("w-48")
+                .props("id=event-kind")
+            )
         columns = [
             {"name": k, "label": k.capitalize(), "field": k}
             for k in ("time", "camera", "kind", "rule", "class", "conf", "alert", "incident")
@@ -388,7 +413,9 @@ def register_pages(runtime: Runtime) -> None:
                 clip_note = ui.label("").props("id=event-clip-note")
 
         async def load() -> None:
-            table.rows = await _io(_events, bool(alerts.value), who)
+            table.rows = await _io(
+                _events, bool(alerts.value), camera_sel.value or None, kind_sel.value or None, who
+            )
             table.update()
 
         async def show(event_id: int) -> None:
@@ -415,7 +442,8 @@ def register_pages(runtime: Runtime) -> None:
             )
 
         table.on("rowClick", lambda e: show(int(e.args[1]["id"])))
-        alerts.on_value_change(lambda _: load())
+        for w in (alerts, camera_sel, kind_sel):
+            w.on_value_change(lambda _: load())
         await load()
         if event is not None:
             await show(event)
@@ -431,6 +459,10 @@ def register_pages(runtime: Runtime) -> None:
                         # without an id its row would raise and end this loop).
                         continue
                     if alerts.value and not m.data.get("alert"):
+                        continue
+                    if camera_sel.value and m.data.get("camera_id") != camera_sel.value:
+                        continue
+                    if kind_sel.value and m.data.get("kind") != kind_sel.value:
                         continue
                     if visible is not None and m.data.get("camera_id") not in visible:
                         continue
