@@ -237,6 +237,51 @@ def test_camera_wall_pictures_refresh(
     assert outside == [], f"the camera wall requested hosts outside this machine: {outside}"
 
 
+def _wall_tiles(page: Any) -> list[int]:
+    page.wait_for_selector("[id^=wall-] img")
+    ids = page.eval_on_selector_all("[id^=wall-]", "els => els.map((e) => e.id)")
+    return sorted(int(i.removeprefix("wall-")) for i in ids)
+
+
+def test_camera_wall_by_site_and_page(
+    page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
+) -> None:
+    """Hundreds of cameras do not fit one wall: it shows a page at a time, of one site or
+    all."""
+    token = video_server.token("analyst")
+    _wait(
+        "a live picture of every demo camera",
+        lambda: all(_has_live_picture(video_server, c["id"], token) for c in cameras),
+    )
+    ids = sorted(c["id"] for c in cameras)
+    assert len(ids) >= 3
+    log_in(page, video_server, "analyst")
+    page.goto(f"{video_server.base_url}/video/wall?per_page=2")
+    assert _wall_tiles(page) == ids[:2]
+    assert page.inner_text("#camera-wall-range") == f"cameras 1-2 of {len(ids)}"
+    assert page.locator("#camera-wall-prev").is_disabled()
+    page.click("#camera-wall-next")
+    page.wait_for_url(re.compile(r"page=2"))
+    assert _wall_tiles(page) == ids[2:4]
+    # One site: its cameras only, all on one page.
+    cam = cameras[0]
+    site_ids = sorted(c["id"] for c in cameras if c["site_id"] == cam["site_id"])
+    assert len(site_ids) < len(ids)
+    page.get_by_label("Site", exact=True).click()
+    site_name = next(
+        s["name"]
+        for s in api(video_server, "GET", "/api/v1/sites", token)
+        if s["id"] == cam["site_id"]
+    )
+    page.get_by_role("option", name=site_name, exact=True).click()
+    page.wait_for_url(re.compile(rf"site={cam['site_id']}&page=1"))
+    page.get_by_label("Pictures").click()
+    page.get_by_role("option", name="9 a page").click()
+    page.wait_for_url(re.compile(r"per_page=9"))
+    assert _wall_tiles(page) == site_ids
+    assert page.inner_text("#camera-wall-range") == f"cameras 1-{len(site_ids)} of {len(site_ids)}"
+
+
 def test_event_review_live_with_snapshot(
     page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
 ) -> None:

@@ -1,7 +1,8 @@
 """Console pages of video analytics (NiceGUI), a thin layer over `safecity.video.service`.
 
 - /video: cameras with their live status, frames per second and last frame time;
-- /video/wall: a wall of live pictures (boxes drawn by the worker), refreshed every second;
+- /video/wall: a wall of live pictures (boxes drawn by the worker), refreshed every second,
+  of one site or all, a page at a time;
 - /video/events: event review, newest first, live from the bus, with the snapshot and the
   clip (`?event=ID` opens one event);
 - /video/traffic: counts per minute per class, for a camera or a whole site, of one
@@ -15,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, get_args
+from urllib.parse import urlencode
 
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from nicegui import app as nicegui_app
@@ -315,19 +318,62 @@ def register_pages(runtime: Runtime) -> None:
         return None
 
     @ui.page("/video/wall", title="SafeCity — camera wall")
-    async def wall_page() -> RedirectResponse | None:
+    async def wall_page(
+        site: int | None = None, page: int = 1, per_page: int = WALL_MAX
+    ) -> RedirectResponse | None:
+        """The live pictures of the cameras a worker analyses: of one site or all, a page
+        of `per_page` (1-24) at a time (`?site=ID&page=N&per_page=9`)."""
         who = await _operator()
         if who is None:
             return _login_then("/video/wall")
         _nav("camera wall")
+        per_page = min(max(per_page, 1), WALL_MAX)
         rows = await _io(_statuses, who)
-        live = [r for r in rows if _live(r["id"]) is not None][:WALL_MAX]
-        if not live:
+        live_rows = await _io(lambda: [r for r in rows if _live(r["id"]) is not None])
+        sites = {r["site_id"]: r["site"] for r in live_rows}
+        shown = [r for r in live_rows if site is None or r["site_id"] == site]
+        pages = max(1, math.ceil(len(shown) / per_page))
+        page = min(max(page, 1), pages)
+        first = (page - 1) * per_page
+
+        def go(**change: Any) -> None:
+            query = {"site": site, "page": page, "per_page": per_page, **change}
+            ui.navigate.to(
+                "/video/wall?" + urlencode({k: v for k, v in query.items() if v is not None})
+            )
+
+        with ui.row().classes("items-center gap-4"):
+            ui.select(
+                {0: "all sites", **sites},
+                value=site if site in sites else 0,
+                label="Site",
+                with_input=True,
+                on_change=lambda e: go(site=e.value or None, page=1),
+            ).classes("w-64").props("id=camera-wall-site")
+            ui.select(
+                {n: f"{n} a page" for n in sorted({1, 4, 9, 16, WALL_MAX, per_page})},
+                value=per_page,
+                label="Pictures",
+                on_change=lambda e: go(per_page=e.value, page=1),
+            ).classes("w-32").props("id=camera-wall-per-page")
+            ui.button(icon="chevron_left", on_click=lambda: go(page=page - 1)).props(
+                "flat dense id=camera-wall-prev" + (" disable" if page <= 1 else "")
+            )
+            ui.label(
+                f"cameras {first + 1}-{min(first + per_page, len(shown))} of {len(shown)}"
+                if shown
+                else "no camera"
+            ).props("id=camera-wall-range")
+            ui.button(icon="chevron_right", on_click=lambda: go(page=page + 1)).props(
+                "flat dense id=camera-wall-next" + (" disable" if page >= pages else "")
+            )
+        if not shown:
             ui.label("No live pictures yet: start `safecity worker` to analyse cameras.")
             return None
         images: dict[int, Any] = {}
-        with ui.grid(columns=4).classes("w-full gap-2"):
-            for r in live:
+        columns = min(math.ceil(math.sqrt(per_page)), 6)
+        with ui.grid(columns=columns).classes("w-full gap-2"):
+            for r in shown[first : first + per_page]:
                 with ui.card().classes("p-1"):
                     images[r["id"]] = (
                         ui.image()
