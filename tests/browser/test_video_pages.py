@@ -501,6 +501,27 @@ def test_camera_list_shows_live_status(
     online = int(re.search(r"(\d+) online", page.inner_text("#camera-summary")).group(1))
     assert online >= len(cameras)
     screenshot(page, "video-cameras.png")
+
+    # Cameras found by status (the others are left out) and by name.
+    assert len({s["status"] for s in statuses}) >= 2
+    page.get_by_label("Status", exact=True).click()
+    page.get_by_role("option", name=re.compile(r"^online \(\d+\)$")).click()
+    page.wait_for_function(
+        f"""() => {{
+          const rows = ({ROWS})();
+          return rows.length > 0 && rows.every((r) => r.Status === 'online');
+        }}""",
+        timeout=15_000,
+    )
+    page.get_by_label("Search (code, name, site)").fill(cameras[0]["code"])
+    page.wait_for_function(
+        f"""(code) => {{
+          const rows = ({ROWS})();
+          return rows.length === 1 && rows[0].Camera === code;
+        }}""",
+        arg=cameras[0]["code"],
+        timeout=15_000,
+    )
     assert outside == [], f"the camera list requested hosts outside this machine: {outside}"
 
 

@@ -313,11 +313,19 @@ def register_pages(runtime: Runtime) -> None:
             )
         ]
         summary = ui.label().props("id=camera-summary")
+        with ui.row().classes("items-center gap-4"):
+            status_sel = (
+                ui.select({"": "every status"}, value="", label="Status")
+                .classes("w-48")
+                .props("id=camera-status")
+            )
+            search = ui.input("Search (code, name, site)").classes("w-64").props("clearable")
         table = (
             ui.table(columns=columns, rows=[], row_key="id", pagination=50)
             .classes("w-full")
             .props("id=camera-table dense")
         )
+        table.bind_filter_from(search, "value")
         table.add_slot(
             "body-cell-status",
             """
@@ -329,15 +337,23 @@ def register_pages(runtime: Runtime) -> None:
 
         async def refresh() -> None:
             rows = await _io(_statuses, who)
-            table.rows = rows
-            table.update()
             by: dict[str, int] = {}
             for r in rows:
                 by[r["status"]] = by.get(r["status"], 0) + 1
             summary.set_text(
                 f"{len(rows)} cameras: " + ", ".join(f"{n} {k}" for k, n in sorted(by.items()))
             )
+            # The dead cameras of a city are found by status (a status no camera has any
+            # more stays choosable while chosen).
+            chosen = status_sel.value or ""
+            options = {"": "every status", **{k: f"{k} ({n})" for k, n in sorted(by.items())}}
+            if chosen and chosen not in options:
+                options[chosen] = f"{chosen} (0)"
+            status_sel.set_options(options, value=chosen)
+            table.rows = [r for r in rows if not chosen or r["status"] == chosen]
+            table.update()
 
+        status_sel.on_value_change(lambda _: refresh())
         await refresh()
         ui.timer(5.0, refresh)
         return None
