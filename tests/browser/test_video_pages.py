@@ -268,11 +268,8 @@ def test_camera_wall_by_site_and_page(
     site_ids = sorted(c["id"] for c in cameras if c["site_id"] == cam["site_id"])
     assert len(site_ids) < len(ids)
     page.get_by_label("Site", exact=True).click()
-    site_name = next(
-        s["name"]
-        for s in api(video_server, "GET", "/api/v1/sites", token)
-        if s["id"] == cam["site_id"]
-    )
+    sites = api(video_server, "GET", "/api/v1/sites", token)
+    site_name = next(s["name"] for s in sites if s["id"] == cam["site_id"])
     page.get_by_role("option", name=site_name, exact=True).click()
     page.wait_for_url(re.compile(rf"site={cam['site_id']}&page=1"))
     page.get_by_label("Pictures").click()
@@ -280,6 +277,13 @@ def test_camera_wall_by_site_and_page(
     page.wait_for_url(re.compile(r"per_page=9"))
     assert _wall_tiles(page) == site_ids
     assert page.inner_text("#camera-wall-range") == f"cameras 1-{len(site_ids)} of {len(site_ids)}"
+    # A site (from a link) none of whose cameras has a live picture: said so.
+    dark = next(s for s in sites if s["id"] not in {c["site_id"] for c in cameras})
+    page.goto(f"{video_server.base_url}/video/wall?site={dark['id']}")
+    page.get_by_text("No camera of this site has a live picture").wait_for()
+    assert page.inner_text("#camera-wall-range") == "no camera"
+    shown = page.get_by_label("Site", exact=True).input_value()
+    assert shown == f"{dark['name']} (no live picture)", shown
 
 
 def test_event_review_live_with_snapshot(

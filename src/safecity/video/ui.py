@@ -372,7 +372,11 @@ def register_pages(runtime: Runtime) -> None:
         rows = await _io(_statuses, who)
         with_picture = await run.io_bound(_cameras_with_live_picture) or set()
         live_rows = [r for r in rows if r["id"] in with_picture]
-        sites = {r["site_id"]: r["site"] for r in live_rows}
+        sites: dict[int, str] = {r["site_id"]: r["site"] for r in live_rows}
+        if site is not None and site not in sites:
+            # A site chosen by link whose cameras no worker shows: said, not "all sites".
+            names = {r["site_id"]: r["site"] for r in rows}
+            sites[site] = f"{names.get(site, f'site {site}')} (no live picture)"
         shown = [r for r in live_rows if site is None or r["site_id"] == site]
         pages = max(1, math.ceil(len(shown) / per_page))
         page = min(max(page, 1), pages)
@@ -387,7 +391,7 @@ def register_pages(runtime: Runtime) -> None:
         with ui.row().classes("items-center gap-4"):
             ui.select(
                 {0: "all sites", **sites},
-                value=site if site in sites else 0,
+                value=site or 0,
                 label="Site",
                 with_input=True,
                 on_change=lambda e: go(site=e.value or None, page=1),
@@ -410,7 +414,11 @@ def register_pages(runtime: Runtime) -> None:
                 "flat dense id=camera-wall-next" + (" disable" if page >= pages else "")
             )
         if not shown:
-            ui.label("No live pictures yet: start `safecity worker` to analyse cameras.")
+            ui.label(
+                "No camera of this site has a live picture: no worker analyses them."
+                if site is not None
+                else "No live pictures yet: start `safecity worker` to analyse cameras."
+            )
             return None
         images: dict[int, Any] = {}
         columns = min(math.ceil(math.sqrt(per_page)), 6)
