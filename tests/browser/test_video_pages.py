@@ -137,6 +137,10 @@ def test_camera_rules_page_shows_the_rules_and_refuses_an_analyst(
     assert after == rules
 
 
+#: What the worker logs when it restarts its analysis on changed rules (video/worker.py).
+RULES_RELOADED = "cameras or rules changed; restarting analysis"
+
+
 def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
     page: Any, video_server: DemoServer, cameras: list[dict[str, Any]]
 ) -> None:
@@ -197,7 +201,14 @@ def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
         assert {k for p in counted for k in p["counts"]} <= {"car", "motorcycle", "bus_truck"}
     finally:
         restore = {k: rules[k] for k in ("zones", "lines", "detect_fps", "incident_kinds")}
+        restarts = video_server.log_tail(100_000).count(RULES_RELOADED)
         api(video_server, "PUT", url, token, {**restore, "enabled": rules["enabled"]})
+        # The worker restarts its analysis on the restored rules within 30 s: wait, so that
+        # the pause (streams reopened, motion relearnt) falls in this test, not the next.
+        _wait(
+            "the worker taking up the restored rules",
+            lambda: video_server.log_tail(100_000).count(RULES_RELOADED) > restarts,
+        )
 
 
 def test_camera_wall_pictures_refresh(

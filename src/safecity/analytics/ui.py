@@ -288,7 +288,7 @@ def register_pages(runtime: Runtime | Callable[[], Runtime]) -> None:
     async def patrol_sheet(dataset: str = "history") -> Any:
         """The printable patrol sheet for the console's user (its login, no token)."""
         rt = current()
-        principal = await _console_principal(rt, f"{SHEET_PATH}?dataset={dataset}")
+        principal = await _console_principal(rt, f"{SHEET_PATH}?dataset={quote(dataset)}")
         if principal is None:
             return RedirectResponse("/login", status_code=303)
         try:

@@ -349,7 +349,8 @@ def register_pages(runtime: Runtime) -> None:
             options = {"": "every status", **{k: f"{k} ({n})" for k, n in sorted(by.items())}}
             if chosen and chosen not in options:
                 options[chosen] = f"{chosen} (0)"
-            status_sel.set_options(options, value=chosen)
+            if options != status_sel.options:  # re-set, it would close an open list
+                status_sel.set_options(options, value=chosen)
             table.rows = [r for r in rows if not chosen or r["status"] == chosen]
             table.update()
 
