@@ -186,7 +186,7 @@ def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
         assert west["b"] == pytest.approx([0.3, 0.95], abs=0.01)
         assert west["direction"] == "any"
         # The worker re-reads its cameras' rules (every 30 s) and counts on the new line
-        # (counts are stored per line and minute, once the minute is over).
+        # (stored per line and minute, the running minute every 10 s).
         counted = _wait(
             "vehicles counted on the line drawn in the console",
             lambda: api(
@@ -568,8 +568,9 @@ def _drawn_traffic(page: Any) -> dict[str, dict[str, int]] | None:
 
 
 def _chart_shows(page: Any, server: DemoServer, token: str, query: str) -> dict[str, Any]:
-    """Until the chart draws what the API answers for `query` (a minute's counts are
-    written when it ends, so the two can differ for a moment); the counts."""
+    """Until the chart draws what the API answers for `query` (the worker adds to the
+    running minute every 10 s and the page redraws every 10 s, so the two can differ for a
+    moment); the counts."""
     return _wait(  # type: ignore[no-any-return]
         f"the traffic chart drawing /traffic?{query}",
         lambda: (

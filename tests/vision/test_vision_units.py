@@ -145,10 +145,43 @@ def test_line_counts_with_direction_and_zone_events() -> None:
     enter = next(e for e in events if e.kind == "zone_enter")
     assert enter.alert and enter.rule == "wall"
     # Counts of finished minutes are handed over once.
-    done = eng.pop_finished_minutes(61.0)
+    done = eng.take_counts(61.0)
     assert [(d[0], d[1], d[2]) for d in done] == [("stop", 0, {"car": 1}), ("entry", 0, {"car": 1})]
     assert done[0][3] == pytest.approx(50.0)  # 10 px every 0.2 s
-    assert eng.pop_finished_minutes(61.0) == []
+    assert eng.take_counts(61.0) == []
+
+
+def _drive_right(eng: RuleEngine, track_id: int, t0: float, cls: int = 2) -> None:
+    """One vehicle across x=100, at 50 px/s, starting at `t0`."""
+    for i in range(8):
+        x = 60 + 10 * i
+        box = np.array([[x - 10, 80, x + 10, 100]], np.float32)
+        eng.update(Detections(box, [0.8], [cls], [track_id]), t0 + i * 0.2)
+
+
+def test_running_minute_counts_are_handed_over_in_parts_and_never_twice() -> None:
+    """A live chart stores the running minute in parts; the parts add up to the minute,
+    and counts that could not be stored are kept for the next take."""
+    eng = RuleEngine(lines=[Line("stop", (100, 0), (100, 200))])
+    assert eng.take_counts(5.0) == []  # nothing counted yet
+    _drive_right(eng, 1, 10.0)
+    assert eng.take_counts(15.0) == []  # the minute runs on: not without current_too
+    first = eng.take_counts(15.0, current_too=True)
+    assert [(d[0], d[1], d[2]) for d in first] == [("stop", 0, {"car": 1})]
+    assert eng.take_counts(16.0, current_too=True) == []  # handed over once
+    _drive_right(eng, 2, 20.0)
+    _drive_right(eng, 3, 30.0, cls=3)
+    second = eng.take_counts(35.0, current_too=True)
+    assert [(d[0], d[1], d[2]) for d in second] == [("stop", 0, {"car": 1, "motorcycle": 1})]
+    # The store failed: given back, and handed over with the rest of the minute.
+    eng.give_back_counts(*second[0])
+    _drive_right(eng, 4, 40.0)
+    # The minute's whole tally (for the congestion check) is not split by the takes.
+    assert eng.counts["stop"][0] == {"car": 3, "motorcycle": 1}
+    last = eng.take_counts(62.0)
+    assert [(d[0], d[1], d[2]) for d in last] == [("stop", 0, {"car": 2, "motorcycle": 1})]
+    assert last[0][3] == pytest.approx(50.0)
+    assert eng.counts == {"stop": {}}  # and dropped once the minute is stored
 
 
 def test_track_gone_inside_a_zone_leaves_it() -> None:
@@ -176,6 +209,7 @@ def test_congestion_alert_when_traffic_slows() -> None:
                     np.array([[x - 5, 10 * k, x + 5, 10 * k + 10]], np.float32), [0.9], [2], [tid]
                 )
                 kinds += [e.kind for e in eng.update(t, t0 + step)]
+            eng.take_counts(t0 + 2, current_too=True)  # stored in parts, as a worker does
         return kinds
 
     for m in range(3):

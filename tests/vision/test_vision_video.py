@@ -71,7 +71,7 @@ def test_worker_analyses_a_registry_camera(
     worker.start()
     try:
         deadline = time.time() + 25
-        while time.time() < deadline and worker.incidents < 1:
+        while time.time() < deadline and (worker.incidents < 1 or worker.crossings < 3):
             time.sleep(0.2)
         time.sleep(0.5)
     finally:
@@ -82,6 +82,14 @@ def test_worker_analyses_a_registry_camera(
     assert "vision.camera.online" in subjects
     assert "vision.events.zone_enter" in subjects
     assert worker.incidents >= 1 and worker.errors == 0
+    # Every vehicle seen crossing the counting line is in the stored counts, the running
+    # minute's too: the worker stores it as it stops (and every 10 s while it runs).
+    crossed = [m.data for m in msgs if m.subject == "vision.events.line_cross"]
+    assert len(crossed) >= 3 and {c["rule"] for c in crossed} == {"mid"}
+    with rt.sessions() as s:
+        since = datetime.now(UTC) - timedelta(minutes=5)
+        stored = service.traffic(s, camera_id=cam.id, since=since, line="mid").points
+    assert sum(p.total for p in stored) == len(crossed)
 
     with rt.sessions() as s:
         assert registry.get_camera(s, camera_id=cam.id).status == "online"

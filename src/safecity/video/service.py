@@ -433,7 +433,8 @@ def record_counts(
     counts: dict[str, int],
     mean_speed_px_s: float,
 ) -> None:
-    """Store (or add to) one line's counts for one minute. Flushes."""
+    """Add counts to one line's minute (a worker stores a running minute in parts, every
+    few seconds, and a restarted worker adds to what its predecessor stored). Flushes."""
     row = session.scalar(
         select(TrafficCount).where(
             TrafficCount.camera_id == camera.id,

@@ -633,7 +633,7 @@ def register_pages(runtime: Runtime) -> None:
             w.on_value_change(lambda _: refresh())
         await relist_lines()
         await refresh()
-        ui.timer(30.0, refresh)
+        ui.timer(10.0, refresh)  # workers store the running minute every 10 s
         return None
 
     @ui.page("/video/camera/{camera_id}", title="SafeCity — camera rules")

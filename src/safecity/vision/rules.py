@@ -19,6 +19,8 @@ from safecity.vision.detections import COCO_CLASSES, Detections
 from safecity.vision.errors import VisionError
 
 Point = tuple[float, float]
+#: (line, minute start in s, counts per group, mean speed in px/s) of one line and minute.
+LineMinuteCounts = tuple[str, int, dict[str, int], float]
 #: The classes counted on lines, and how they are reported.
 COUNT_GROUPS: dict[str, str] = {
     "car": "car", "motorcycle": "motorcycle", "bicycle": "motorcycle", "bus": "bus_truck",
@@ -113,6 +115,12 @@ class _TrackState:
     speed: float = 0.0  # pixels per second
 
 
+@dataclass
+class _Tally:
+    counts: dict[str, int] = field(default_factory=dict)
+    speed_sum: float = 0.0
+
+
 class RuleEngine:
     """The zones and lines of one camera applied to its tracks."""
 
@@ -138,6 +146,10 @@ class RuleEngine:
             lambda: defaultdict(lambda: defaultdict(int))
         )
         self._speeds: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        #: Counts not yet handed over for storing: (line, minute) -> counts per group, and
+        #: the sum of their speeds. Kept apart from the minute's tallies above (congestion
+        #: needs the whole minute) so that a minute can be stored in parts while it runs.
+        self._unstored: dict[tuple[str, int], _Tally] = {}
         self._baseline: dict[str, float] = {}
         self._congested: dict[str, bool] = {}
         self._minutes_done: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=120))
@@ -256,27 +268,44 @@ class RuleEngine:
         minute = int(t // 60) * 60
         self.counts[line][minute][group] += 1
         self._speeds[line][minute].append(speed)
+        tally = self._unstored.setdefault((line, minute), _Tally())
+        tally.counts[group] = tally.counts.get(group, 0) + 1
+        tally.speed_sum += speed
 
     def minute_counts(self, line: str, minute: int) -> dict[str, int]:
         return dict(self.counts.get(line, {}).get(minute, {}))
 
-    def pop_finished_minutes(self, t: float) -> list[tuple[str, int, dict[str, int], float]]:
-        """(line, minute start, counts per group, mean speed px/s) of minutes that ended
-        before `t`, each returned once (for storing traffic counts)."""
-        out = []
+    def take_counts(self, t: float, *, current_too: bool = False) -> list[LineMinuteCounts]:
+        """What was counted on each line since the last call, per minute, for storing: of
+        the minutes that ended before `t`, and with `current_too` of the running minute as
+        well (a live chart, or a worker that stops). Each crossing is handed over once; a
+        store adds the parts of a minute up."""
         current = int(t // 60) * 60
-        for line, minutes in self.counts.items():
-            for minute in sorted(m for m in minutes if m < current):
-                speeds = self._speeds[line].pop(minute, [])
-                out.append(
-                    (
-                        line,
-                        minute,
-                        dict(minutes.pop(minute)),
-                        float(np.mean(speeds)) if speeds else 0.0,
-                    )
-                )
+        out = []
+        for (line, minute), tally in list(self._unstored.items()):
+            if minute < current or current_too:
+                del self._unstored[(line, minute)]
+                n = sum(tally.counts.values())
+                out.append((line, minute, dict(tally.counts), tally.speed_sum / n if n else 0.0))
+        # The tallies of whole minutes are kept for the congestion check of the minute just
+        # ended (made in `update`, before this) and no longer.
+        for line_counts in self.counts.values():
+            for minute in [m for m in line_counts if m < current]:
+                del line_counts[minute]
+        for line_speeds in self._speeds.values():
+            for minute in [m for m in line_speeds if m < current]:
+                del line_speeds[minute]
         return out
+
+    def give_back_counts(
+        self, line: str, minute: int, counts: dict[str, int], speed: float
+    ) -> None:
+        """Counts that `take_counts` handed over and that could not be stored: kept for the
+        next call instead of lost."""
+        tally = self._unstored.setdefault((line, minute), _Tally())
+        for group, n in counts.items():
+            tally.counts[group] = tally.counts.get(group, 0) + n
+        tally.speed_sum += speed * sum(counts.values())
 
     def _congestion(self, t: float) -> list[RuleEvent]:
         """Alert when a line's last minute had many objects moving much slower than its

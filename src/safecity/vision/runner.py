@@ -28,7 +28,7 @@ from safecity.vision.errors import StreamError
 from safecity.vision.health import HealthChange, HealthConfig, HealthMonitor
 from safecity.vision.motion import shrink
 from safecity.vision.pipeline import AnalyzerConfig, CameraAnalyzer, FrameResult, analyze_batch
-from safecity.vision.rules import Line, RuleEngine, RuleEvent, Zone
+from safecity.vision.rules import Line, LineMinuteCounts, RuleEngine, RuleEvent, Zone
 from safecity.vision.snapshot import ClipRecorder, annotate, encode_jpeg
 
 log = logging.getLogger("safecity.vision.runner")
@@ -243,6 +243,7 @@ class _Camera:
     rules: RuleEngine
     health: HealthMonitor
     last_live: float = 0.0
+    counts_taken: float = 0.0
     last_result: FrameResult | None = None
     size: tuple[int, int] | None = None
     zones: list[Zone] = field(default_factory=list)
@@ -264,6 +265,7 @@ class MultiCameraRunner:
         analyzer_config: AnalyzerConfig | None = None,
         health_config: HealthConfig | None = None,
         live_every_s: float = 1.0,
+        counts_every_s: float = 10.0,
         backoff_s: tuple[float, float] = (1.0, 30.0),
         read_timeout_s: float = 10.0,
         class_names: Sequence[str] = COCO_CLASSES,
@@ -275,6 +277,7 @@ class MultiCameraRunner:
         self.on_live = on_live
         self.on_counts = on_counts
         self.live_every_s = live_every_s
+        self.counts_every_s = counts_every_s
         self.class_names = class_names
         self._offline: list[tuple[str, str]] = []
         self._offline_lock = threading.Lock()
@@ -315,9 +318,12 @@ class MultiCameraRunner:
             cam.source.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        stopped = self._thread is None or not self._thread.is_alive()
         for cam in self.cameras.values():
             cam.source.join(timeout=2.0)
             cam.source.flush_clips()
+            if stopped:  # (else the analysis thread may still be counting)
+                self._store_counts(cam, cam.rules.take_counts(time.time(), current_too=True))
 
     def run(self) -> None:
         last_silence = 0.0
@@ -395,6 +401,7 @@ class MultiCameraRunner:
             if cam.size != (f.width, f.height):
                 cam.size = (f.width, f.height)
                 cam.zones, cam.lines = cam.config.scaled(f.width, f.height)
+                self._store_counts(cam, cam.rules.take_counts(now, current_too=True))
                 cam.rules = RuleEngine(cam.zones, cam.lines, class_names=self.class_names)
             change = cam.health.frame(small, global_change=res.global_change, now=now)
             if change is not None:
@@ -459,10 +466,18 @@ class MultiCameraRunner:
                     else None,
                 )
             )
-        if self.on_counts is not None:
-            for line, minute, counts, speed in cam.rules.pop_finished_minutes(now):
-                try:
-                    self.on_counts(cam.config.key, line, minute, counts, speed)
-                except Exception:
-                    self.errors += 1
-                    log.exception("camera %s: counts callback failed", cam.config.key)
+        if now - cam.counts_taken >= self.counts_every_s:
+            # The running minute too, so that a traffic chart is at most this far behind.
+            cam.counts_taken = now
+            self._store_counts(cam, cam.rules.take_counts(now, current_too=True))
+
+    def _store_counts(self, cam: _Camera, taken: list[LineMinuteCounts]) -> None:
+        if self.on_counts is None:
+            return
+        for line, minute, counts, speed in taken:
+            try:
+                self.on_counts(cam.config.key, line, minute, counts, speed)
+            except Exception:
+                self.errors += 1
+                log.exception("camera %s: storing line counts failed (kept)", cam.config.key)
+                cam.rules.give_back_counts(line, minute, counts, speed)
