@@ -27,10 +27,25 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--tz",
-        default="UTC",
-        help="IANA time zone of dates without a UTC offset (default: UTC), "
-        "e.g. Asia/Karachi, America/Chicago",
+        help="IANA time zone of dates without a UTC offset, e.g. Asia/Karachi, "
+        "America/Chicago (default: UTC; for an import into an existing dataset, its zone)",
     )
+
+
+def _zone(args: argparse.Namespace) -> str:
+    return str(args.tz or "UTC")
+
+
+def _read(args: argparse.Namespace, path: str, tz: str) -> Any:
+    """read_csv with the command's columns, telling stderr what was skipped or adjusted."""
+    from safecity.analytics.events import read_csv
+
+    incidents, report = read_csv(path, columns=_columns(args), tz=tz)
+    if report.skipped or report.clock_change:
+        print(f"{path}: {report.summary()}", file=sys.stderr)
+        for ex in report.examples:
+            print(f"  {ex}", file=sys.stderr)
+    return incidents, report
 
 
 def _columns(args: argparse.Namespace) -> Any:
@@ -68,15 +83,21 @@ def add_import_parser(isub: Any) -> None:
 
 def cmd_import_incidents(args: argparse.Namespace) -> int:
     from safecity.analytics import service
-    from safecity.analytics.events import read_csv
+    from safecity.analytics.events import read_csv, zone_info
     from safecity.core.config import load_settings
     from safecity.core.db import transaction
     from safecity.core.runtime import build_runtime
 
-    incidents, report = read_csv(args.file, columns=_columns(args), tz=args.tz)
+    if args.tz:
+        zone_info(args.tz)  # an unknown zone is refused before anything is opened
     rt = build_runtime(load_settings())
     try:
         with transaction(rt.sessions) as session:
+            # Appending to a dataset: its local times are in its zone unless told otherwise
+            # (and a different zone is refused by import_history).
+            known = None if args.replace else service.dataset_zone(session, args.dataset)
+            tz = args.tz or known or "UTC"
+            incidents, report = read_csv(args.file, columns=_columns(args), tz=tz)
             out = service.import_history(
                 session,
                 incidents=incidents,
@@ -155,19 +176,16 @@ def add_eval_parser(sub: Any) -> None:
 
 def cmd_eval_hotspots(args: argparse.Namespace) -> int:
     from safecity.analytics.evaluate import evaluate, format_table
-    from safecity.analytics.events import parse_date, read_csv
+    from safecity.analytics.events import parse_date
     from safecity.analytics.forecast import model_names
 
     t0 = time.perf_counter()
-    start = parse_date(args.start)
-    end = parse_date(args.end, end_of_day=True)
-    history_from = parse_date(args.history_from) if args.history_from else None
+    tz = _zone(args)
+    start = parse_date(args.start, tz=tz)
+    end = parse_date(args.end, tz=tz, end_of_day=True)
+    history_from = parse_date(args.history_from, tz=tz) if args.history_from else None
     boundary = _boundary(args.boundary) if args.boundary else None
-    incidents, report = read_csv(args.incidents, columns=_columns(args), tz=args.tz)
-    if report.skipped:
-        print(f"{args.incidents}: {report.summary()}", file=sys.stderr)
-        for ex in report.examples:
-            print(f"  {ex}", file=sys.stderr)
+    incidents, report = _read(args, args.incidents, tz)
     incidents = incidents.of_type(args.type)
     names = model_names(args.model)
     quiet = args.json
@@ -222,14 +240,11 @@ def parse_years(text: str) -> list[int]:
 
 
 def cmd_tune_blend(args: argparse.Namespace) -> int:
-    from safecity.analytics.events import read_csv
     from safecity.analytics.tuning import tune_blend
 
     years = parse_years(args.years)
     boundary = _boundary(args.boundary) if args.boundary else None
-    incidents, report = read_csv(args.incidents, columns=_columns(args), tz=args.tz)
-    if report.skipped:
-        print(f"{args.incidents}: {report.summary()}", file=sys.stderr)
+    incidents, _ = _read(args, args.incidents, _zone(args))
     incidents = incidents.of_type(args.type)
 
     def progress(msg: str) -> None:
@@ -342,23 +357,26 @@ def add_plan_parser(sub: Any) -> None:
 
 def cmd_plan_patrols(args: argparse.Namespace) -> int:
     from safecity.analytics import patrol
-    from safecity.analytics.events import parse_date, read_csv
+    from safecity.analytics.events import parse_date
 
     stations = _stations(args.stations, args.name_property)
-    incidents, report = read_csv(args.incidents, columns=_columns(args), tz=args.tz)
-    if report.skipped:
-        print(f"{args.incidents}: {report.summary()}", file=sys.stderr)
+    tz = _zone(args)
+    week_start = parse_date(args.week, tz=tz)
+    incidents, _ = _read(args, args.incidents, tz)
     plan = patrol.plan_from_polygons(
         incidents.of_type(args.type),
         stations=stations,
-        week_start=parse_date(args.week),
+        week_start=week_start,
         model=args.model,
         top=args.top,
         cell_m=args.cell,
         shifts=patrol.parse_shifts(args.shifts),
         title=f"Patrol plan: {Path(args.incidents).name}",
     )
-    Path(args.out).write_text(patrol.render_html(plan), encoding="utf-8")
+    try:
+        Path(args.out).write_text(patrol.render_html(plan), encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {args.out}: {exc.strerror}") from None
     cells = sum(len(s.cells) for s in plan.stations)
     print(f"{args.out}: {len(plan.stations)} station-shifts, {cells} cells")
     return 0
@@ -370,17 +388,32 @@ def _stations(path: str, name_property: str) -> list[tuple[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise InvalidInput(f"stations file not found: {path}")
-    doc = json.loads(p.read_text(encoding="utf-8-sig"))
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path} is not a GeoJSON file: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise InvalidInput(f"{path} must be a GeoJSON FeatureCollection of station areas")
     out = []
     for i, f in enumerate(doc.get("features") or []):
-        props = f.get("properties") or {}
+        props = (f.get("properties") if isinstance(f, dict) else None) or {}
         name = props.get(name_property)
         if name is None:
             raise InvalidInput(
                 f"feature {i} of {path} has no property {name_property!r}; its properties "
                 f"are: {', '.join(props)}. Give --name-property"
             )
-        out.append((str(name), shape(f["geometry"])))
+        geom = f.get("geometry")
+        if not isinstance(geom, dict) or geom.get("type") not in ("Polygon", "MultiPolygon"):
+            kind = geom.get("type") if isinstance(geom, dict) else geom
+            raise InvalidInput(
+                f"feature {i} ({name}) of {path} is a {kind}, not a Polygon or MultiPolygon: "
+                "a station's patrol cells are those inside its area"
+            )
+        try:
+            out.append((str(name), shape(geom)))
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise InvalidInput(f"feature {i} ({name}) of {path} is broken: {exc}") from None
     if not out:
         raise InvalidInput(f"{path} holds no features")
     return out

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import shapely
 
 from safecity.analytics.events import Incidents, day_number
 from safecity.analytics.forecast import History, Model, make_model
@@ -162,10 +163,17 @@ class Evaluation:
                 if b.sum() <= 0:
                     row[key], row[f"{key}_ci90"] = None, None
                     continue
-                drawn = x[picks].sum(axis=1) / np.maximum(b[picks].sum(axis=1), 1e-12) - 1.0
-                lo, hi = np.percentile(drawn, [5.0, 95.0])
+                # A draw of weeks in which the baseline captured nothing has no ratio: it is
+                # left out, not counted as -100%.
+                b_drawn = b[picks].sum(axis=1)
+                ok = b_drawn > 0
+                drawn = x[picks].sum(axis=1)[ok] / b_drawn[ok] - 1.0
                 row[key] = round(float(x.sum() / b.sum() - 1.0), 4)
-                row[f"{key}_ci90"] = [round(float(lo), 4), round(float(hi), 4)]
+                if drawn.size:
+                    lo, hi = np.percentile(drawn, [5.0, 95.0])
+                    row[f"{key}_ci90"] = [round(float(lo), 4), round(float(hi), 4)]
+                else:
+                    row[f"{key}_ci90"] = None
                 # Weeks the model captured more than the baseline, and fewer.
                 row[f"{key}_weeks_ahead"] = int((x > b + 1e-9).sum())
                 row[f"{key}_weeks_behind"] = int((x < b - 1e-9).sum())
@@ -237,6 +245,13 @@ def prepare_area(
         raise InvalidInput("no incidents to evaluate on")
     h0 = day_number(history_from) if history_from else -math.inf
     if boundary is not None:
+        inside = shapely.contains_xy(boundary, incidents.lon, incidents.lat)
+        if not inside.any():
+            raise InvalidInput(
+                f"none of the {len(incidents):,} incidents lies inside the boundary: is it the "
+                "area of this file (and longitude before latitude in both)?"
+            )
+    if boundary is not None:
         grid = Grid.covering_geometry(boundary, cell_m=cell_m)
         area: BoolArray = grid.mask_inside(boundary)
         source = "boundary"
@@ -252,7 +267,10 @@ def prepare_area(
         every = grid.cells_lonlat(incidents.lon, incidents.lat)
         area[every[every >= 0]] = True
     if not area.any():
-        raise InvalidInput("the boundary holds no grid cell; is it the right file?")
+        raise InvalidInput(
+            f"no cell centre of a {cell_m:g} m grid lies inside the boundary: give a smaller "
+            "--cell, or check that it is the right file"
+        )
     return Area(grid=grid, mask=area, source=source, history=hist)
 
 
@@ -318,6 +336,14 @@ def evaluate(
             "no incident before --from: every forecast needs history before the evaluation "
             "period (e.g. train on 2010-2017, evaluate 2018)"
         )
+    period = area.history.between(s0, s1)
+    in_area = (period.cell >= 0) & mask[np.maximum(period.cell, 0)]
+    if not in_area.any():
+        raise InvalidInput(
+            f"no incident from {start:%Y-%m-%d} to {end - timedelta(seconds=1):%Y-%m-%d} "
+            f"lies in the area ({len(period):,} outside it): nothing to score; check --from "
+            "and --to against the file's dates, and the boundary"
+        )
     cells = {f: cells_for(f, area_cells) for f in FRACTIONS}
     instances = [make_model(m) if isinstance(m, str) else m for m in models]
     if not any(m.name == "naive" for m in instances):
@@ -373,9 +399,13 @@ def format_table(ev: Evaluation) -> str:
         f"{'hit@5%':>7} {'PAI@5%':>7} {'vs naive':>9} {'seconds':>8}",
     ]
     base = summary["models"]["naive"]
+
+    def gain(r: dict[str, Any], key: str) -> str:
+        return f"{r[key] / base[key] - 1:+.1%}" if base[key] > 0 else "n/a"
+
     for name, r in summary["models"].items():
-        g1 = "" if name == "naive" else f"{r['pai_1'] / base['pai_1'] - 1:+.1%}"
-        g5 = "" if name == "naive" else f"{r['pai_5'] / base['pai_5'] - 1:+.1%}"
+        g1 = "" if name == "naive" else gain(r, "pai_1")
+        g5 = "" if name == "naive" else gain(r, "pai_5")
         lines.append(
             f"{name:<12} {r['hit_1']:>7.1%} {r['pai_1']:>7.2f} {g1:>9} "
             f"{r['hit_5']:>7.1%} {r['pai_5']:>7.2f} {g5:>9} {meta['seconds'][name]:>8.1f}"

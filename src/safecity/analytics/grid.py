@@ -85,8 +85,7 @@ class Grid:
         lat_a = np.asarray(lat, dtype=np.float64)
         if lon_a.size == 0:
             raise InvalidInput("no points to lay a grid over")
-        if not (cell_m > 0 and math.isfinite(cell_m)):
-            raise InvalidInput(f"cell size must be a positive number of metres, not {cell_m}")
+        _check_cell(cell_m)
         epsg = utm_epsg(float(np.median(lon_a)), float(np.median(lat_a)))
         x, y = project(epsg, lon_a, lat_a)
         return cls._around(
@@ -112,6 +111,9 @@ class Grid:
     @classmethod
     def covering_geometry(cls, geom: Any, *, cell_m: float = DEFAULT_CELL_M) -> Grid:
         """The grid over a lon/lat (multi)polygon's bounding box."""
+        _check_cell(cell_m)
+        if geom.is_empty:
+            raise InvalidInput("the boundary holds no area")
         c = geom.centroid
         epsg = utm_epsg(float(c.x), float(c.y))
         bx0, by0, bx1, by1 = project_geometry(epsg, geom).bounds
@@ -192,6 +194,11 @@ def project_geometry(epsg: int, geom: Any) -> Any:
     return shapely.transform(geom, tf)
 
 
+def _check_cell(cell_m: float) -> None:
+    if not (isinstance(cell_m, int | float) and math.isfinite(cell_m) and cell_m >= 1.0):
+        raise InvalidInput(f"cell size must be a number of metres of at least 1, not {cell_m}")
+
+
 def boundary_geometry(doc: Any) -> Any:
     """The union of a GeoJSON document's polygons (FeatureCollection, Feature or geometry)."""
     from shapely.geometry import shape
@@ -219,6 +226,8 @@ def boundary_geometry(doc: Any) -> Any:
             "(e.g. the districts' polygons)"
         )
     union = shapely.union_all(polys)
+    if union.is_empty or union.area == 0:
+        raise InvalidInput("the boundary's polygons enclose no area (empty or flat rings)")
     minx, miny, maxx, maxy = union.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise InvalidInput(

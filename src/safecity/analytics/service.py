@@ -27,7 +27,7 @@ from safecity.analytics.events import (
     EPOCH,
     Incidents,
     ReadReport,
-    day_number,
+    local_days,
     zone_info,
 )
 from safecity.analytics.forecast import DEFAULT_MODEL, History, make_model
@@ -79,6 +79,14 @@ def import_history(
     _check_dataset(dataset)
     if dataset == LIVE_DATASET:
         raise InvalidInput(f"{LIVE_DATASET!r} is the mirror of live incidents; name another")
+    known_zone = None if replace else dataset_zone(session, dataset)
+    if known_zone is not None and known_zone != incidents.tz:
+        # Weeks, weekdays and hours of the whole dataset are counted in one zone.
+        raise InvalidInput(
+            f"dataset {dataset!r} keeps local time in {known_zone}; this file was read as "
+            f"{incidents.tz}: import it with --tz {known_zone}, or into another dataset, "
+            "or with --replace"
+        )
     if replace:
         session.execute(delete(HistoryIncident).where(HistoryIncident.dataset == dataset))
         session.execute(delete(HistoryImport).where(HistoryImport.dataset == dataset))
@@ -101,6 +109,15 @@ def import_history(
             duplicates += again
             if again:
                 examples.append(f"{again} ids already in dataset {dataset!r}: skipped")
+    if not replace and len(incidents):
+        again = _already_imported(session, dataset, incidents, keep)
+        duplicates += again
+        if again:
+            examples.append(
+                f"{again} rows without an id have the time, place and type of incidents "
+                f"already in dataset {dataset!r} (the file imported again?): skipped; give "
+                "--id-col to tell incidents apart, or --replace"
+            )
     inc = incidents.select(keep)
     located = _locate(session, inc)
     row = HistoryImport(
@@ -401,25 +418,91 @@ class _DatasetCache:
 _CACHE = _DatasetCache()
 
 
-def _dataset_tz(session: Session, dataset: str) -> str:
+def dataset_zone(session: Session, dataset: str) -> str | None:
+    """The time zone a dataset's local times are counted in (None: no import yet). All of
+    a dataset's imports share it (`import_history` refuses another)."""
     if dataset == LIVE_DATASET:
         return LIVE_TZ
-    tz = session.scalar(
+    return session.scalar(
         select(HistoryImport.tz)
         .where(HistoryImport.dataset == dataset)
         .order_by(HistoryImport.id.desc())
         .limit(1)
     )
-    return tz or "UTC"
+
+
+def _dataset_tz(session: Session, dataset: str) -> str:
+    return dataset_zone(session, dataset) or "UTC"
+
+
+def _already_imported(
+    session: Session, dataset: str, incidents: Incidents, keep: npt.NDArray[np.bool_]
+) -> int:
+    """Marks in `keep` the rows without an id that repeat an incident already stored in
+    the dataset (same second, place to 1e-6 degree and type), as many times as it is
+    stored: a file imported twice adds nothing, while repeats within one file are kept.
+    Returns how many rows were marked."""
+    no_id = [
+        i
+        for i in range(len(incidents))
+        if keep[i] and (incidents.ids is None or incidents.ids[i] is None)
+    ]
+    if (
+        not no_id
+        or session.scalar(
+            select(HistoryIncident.id).where(HistoryIncident.dataset == dataset).limit(1)
+        )
+        is None
+    ):
+        return 0
+    utc = incidents.select(np.isin(np.arange(len(incidents)), no_id)).utc()
+    lo, hi = min(utc), max(utc)
+    stored: dict[tuple[Any, ...], int] = {}
+    rows = session.execute(
+        select(*_WHEN_WHERE_WHAT).where(
+            HistoryIncident.dataset == dataset,
+            HistoryIncident.occurred_at >= lo - timedelta(seconds=1),
+            HistoryIncident.occurred_at <= hi + timedelta(seconds=1),
+        )
+    )
+    for at, lon, lat, kind in rows:
+        key = _incident_key(at, lon, lat, kind)
+        stored[key] = stored.get(key, 0) + 1
+    if not stored:
+        return 0
+    marked = 0
+    types = incidents.types.tolist()
+    for i, at in zip(no_id, utc, strict=True):
+        key = _incident_key(at, incidents.lon[i], incidents.lat[i], types[i])
+        if stored.get(key, 0) > 0:
+            stored[key] -= 1
+            keep[i] = False
+            marked += 1
+    return marked
+
+
+#: An incident's time, place and type, the columns every analysis reads.
+_WHEN_WHERE_WHAT = (
+    HistoryIncident.occurred_at,
+    HistoryIncident.lon,
+    HistoryIncident.lat,
+    HistoryIncident.type,
+)
+
+
+def _incident_key(at: datetime, lon: float, lat: float, kind: str) -> tuple[Any, ...]:
+    return (
+        round(at.timestamp()),
+        round(float(lon) * 1e6),
+        round(float(lat) * 1e6),
+        str(kind)[:64].strip().lower(),
+    )
 
 
 def _read_arrays(session: Session, dataset: str) -> _Arrays:
     rows = session.execute(
         select(
-            HistoryIncident.occurred_at,
-            HistoryIncident.lon,
-            HistoryIncident.lat,
-            HistoryIncident.type,
+            *_WHEN_WHERE_WHAT,
             HistoryIncident.station_id,
             HistoryIncident.tehsil_id,
             HistoryIncident.district_id,
@@ -541,9 +624,10 @@ def _local_dt(t: float) -> datetime:
 
 
 def _end_day(data: Loaded, end: datetime | None) -> float:
-    """The end of the analysed time: given, or the day after the newest incident."""
+    """The end of the analysed time: given (with a UTC offset: converted to the dataset's
+    zone; without one: its local time), or the day after the newest incident."""
     if end is not None:
-        return day_number(end.replace(tzinfo=None) if end.tzinfo else end)
+        return local_days(end, data.incidents.tz)
     return float(math.floor(float(data.incidents.t[-1])) + 1)
 
 
@@ -568,10 +652,12 @@ def trend_report(
     rises in the last `monitor` periods (days or weeks) before `end`."""
     data = load(session, actor=actor, dataset=dataset, types=types)
     inc = data.incidents
-    stop = _end_day(data, end)
+    # Whole periods only: a day or week still running (or cut by `end`) would look like a
+    # drop, and incidents after `end` must not count.
+    stop = float(math.floor(_end_day(data, end)))
     length = 1.0 if period == "day" else 7.0
     if period == "week":
-        stop = trends.monday_on_or_before(stop - 1) + 7.0
+        stop = trends.monday_on_or_before(stop)
     start = stop - monitor * length
     codes, groups = _groups(session, data, group_by, max_groups)
     fits, alerts = trends.monitor(
@@ -626,8 +712,8 @@ def trend_report(
             ratio=round(a.count / a.expected, 2) if a.expected > 0 else math.inf,
             message=(
                 f"{a.label}: {a.count} incidents in the {period} from "
-                f"{trends.day_to_date(a.start)}, {a.count / max(a.expected, 1e-9):.1f}x the "
-                f"{a.expected:.1f} expected (p={a.p_value:.2g})"
+                f"{trends.day_to_date(a.start)}, {a.count / max(a.expected, 1e-9):.3g}x the "
+                f"{a.expected:.2g} expected (p={a.p_value:.2g})"
             ),
         )
         for a in alerts
@@ -714,7 +800,12 @@ def hotspot_layer(
     data = load(session, actor=actor, dataset=dataset, types=types)
     grid = _grid_for(data, cell_m)
     stop = _end_day(data, end)
-    first = day_number(start) if start is not None else stop - days
+    first = local_days(start, data.incidents.tz) if start is not None else stop - days
+    if first >= stop:
+        raise InvalidInput(
+            f"start ({_local_dt(first):%Y-%m-%d %H:%M}) must be before end "
+            f"({_local_dt(stop):%Y-%m-%d %H:%M})"
+        )
     history = History.build(grid, data.incidents.t, data.incidents.lon, data.incidents.lat)
     window = history.between(first, stop)
     counts = window.counts()
@@ -756,6 +847,10 @@ def hotspot_layer(
     )
 
 
+#: Cells x slices of one emerging-hotspot map (8 bytes each: 400 MB at most).
+_MAX_EMERGING_VALUES = 50_000_000
+
+
 def emerging_layer(
     session: Session,
     *,
@@ -773,6 +868,11 @@ def emerging_layer(
         raise InvalidInput("slices must be between 2 and 104")
     data = load(session, actor=actor, dataset=dataset, types=types)
     grid = _grid_for(data, cell_m)
+    if grid.n * slices > _MAX_EMERGING_VALUES:
+        raise InvalidInput(
+            f"{grid.n:,} cells of {cell_m:g} m over {slices} slices is too much for one map; "
+            "give a larger cell_m, fewer slices, or fewer types"
+        )
     stop = _end_day(data, end)
     history = History.build(grid, data.incidents.t, data.incidents.lon, data.incidents.lat)
     area = np.zeros(grid.n, dtype=bool)
@@ -819,11 +919,16 @@ def forecast_layer(
         raise InvalidInput("top_fraction must be in (0, 1]")
     data = load(session, actor=actor, dataset=dataset, types=types)
     grid = _grid_for(data, cell_m)
-    start = day_number(week_start) if week_start is not None else _end_day(data, None)
+    start = _end_day(data, week_start)
     history = History.build(grid, data.incidents.t, data.incidents.lon, data.incidents.lat)
     area = np.zeros(grid.n, dtype=bool)
     area[history.cell[history.cell >= 0]] = True
     past = history.before(start)
+    if not len(past.t):
+        raise InvalidInput(
+            f"dataset {dataset!r} has no incidents before {_local_dt(start):%Y-%m-%d} to "
+            f"forecast from; its first is on {_local_dt(float(data.incidents.t[0])):%Y-%m-%d}"
+        )
     pred = make_model(model).forecast(past, start, 7.0)
     cand = np.flatnonzero(area)
     k = max(1, round(top_fraction * cand.size))
@@ -900,11 +1005,10 @@ def patrol_plan(
         ids.append(int(props["id"]))
     if not stations:
         raise NotFound("no police station areas are loaded in your jurisdiction")
-    start_dt = week_start or _local_dt(_end_day(data, None))
     return patrol.plan_from_polygons(
         data.incidents,
         stations=stations,
-        week_start=start_dt.replace(tzinfo=None),
+        week_start=_local_dt(_end_day(data, week_start)),
         model=model,
         top=top,
         cell_m=cell_m,

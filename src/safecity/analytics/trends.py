@@ -17,6 +17,14 @@ Benjamini-Hochberg q-value over every group and period tested is below `fdr` (5%
 that is statistically unusual for that group, its season and its weekday, not a fixed
 threshold, and few false alarms when many groups are watched.
 
+A model is only as rich as its group's baseline allows: each term needs about
+`EVENTS_PER_TERM` incidents. A sparse group (a rare type, a quiet station) gets fewer terms
+and, when even the weekday is too much, the level alone with its own uncertainty: a Gamma
+posterior of the rate (Jeffreys prior), whose predictive count is negative binomial. A
+trend and harmonics fitted to six incidents would extrapolate to "expected: nearly zero"
+and call the next one an anomaly; a group never seen before expects half an incident over
+its baseline, not zero.
+
 Times are local days since 1970-01-01 (`events.Incidents.t`); weeks start on Monday."""
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 EPOCH_DATE = date(1970, 1, 1)
 YEAR_DAYS = 365.2425
+#: Incidents in a group's baseline per model term it is given.
+EVENTS_PER_TERM = 10.0
 
 
 def monday_on_or_before(day: float) -> float:
@@ -205,24 +215,37 @@ def monitor(
     x = design(starts, length=length, seasonal=seasonal, trend_origin=m0)
     base = slice(0, n_base)
     show = total if show_periods is None else max(n_mon, min(total, show_periods))
+    n_season = 5 if seasonal else 0  # trend and two harmonics (sin, cos)
+    weekday = list(range(1 + n_season, x.shape[1]))
     fits: list[GroupFit] = []
     for g, (label, key) in enumerate(groups):
         y = counts[g]
-        if y[base].sum() == 0:
-            mu = np.full(total, 1e-9)
-            k = 0.0
+        seen = float(y[base].sum())
+        if seen >= EVENTS_PER_TERM * x.shape[1]:
+            cols = list(range(x.shape[1]))
+        elif weekday and seen >= EVENTS_PER_TERM * (1 + len(weekday)):
+            cols = [0, *weekday]
         else:
-            beta = fit_poisson(y[base], x[base])
-            mu = np.exp(np.clip(x @ beta, -30.0, 30.0))
-            k = nb_size(y[base], mu[base], x.shape[1])
+            cols = []
+        if cols:
+            xs = x[:, cols]
+            beta = fit_poisson(y[base], xs[base])
+            mu = np.exp(np.clip(xs @ beta, -30.0, 30.0))
+            k = nb_size(y[base], mu[base], len(cols))
+            terms = "trend, annual seasonality" if 1 in cols and n_season else "level only"
+            if weekday and cols[-1] == weekday[-1]:
+                terms += ", weekday"
+        else:
+            terms = f"level only: {seen:.0f} incidents in the baseline"
+            # Gamma(seen + 1/2, n_base) posterior of the rate; its predictive count is
+            # negative binomial with size seen + 1/2 and this mean.
+            k = seen + 0.5
+            mu = np.full(total, k / n_base)
         lo, hi = band(mu, k, level)
         pv = tail(y, mu, k)
         sl = slice(total - show, total)
         mon = np.zeros(total, dtype=bool)
         mon[n_base:] = True
-        terms = "trend, annual seasonality" if seasonal else "level only"
-        if period == "day":
-            terms += ", weekday"
         fits.append(
             GroupFit(
                 label=label,
