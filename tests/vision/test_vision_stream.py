@@ -1,17 +1,23 @@
 """Streams: reconnecting after a live HTTP stream drops and comes back, one dead camera not
-holding up the others, clips cut from the stream's packets without re-encoding."""
+holding up the others, clips cut from the stream's packets without re-encoding (and
+appearing only whole), one camera's failing frames not stopping the others' analysis, and
+line counts surviving a camera's change of resolution."""
 
 from __future__ import annotations
 
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+import pytest
 from vision_helpers import StubDetector, encode_clip, moving_square_frames, shared_dir
 
-from safecity.vision.decode import VideoReader
+from safecity.vision.decode import Frame, VideoReader
+from safecity.vision.detections import Detections
+from safecity.vision.rules import Line
 from safecity.vision.runner import CameraConfig, CameraSource, MultiCameraRunner
 from safecity.vision.snapshot import ClipRecorder
 from safecity.vision.streamserver import StreamServer
@@ -203,3 +209,113 @@ def test_clip_is_cut_from_stream_packets(tmp_path: Path) -> None:
         assert st.codec_context.name == "h264"  # copied, not re-encoded
         n = sum(1 for _ in c.decode(st))
     assert 15 <= n <= 35, n  # from the keyframe before t-1s to t+1s
+
+
+def test_a_clip_appears_under_its_name_only_once_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clip is muxed under a hidden name and renamed into place when complete (the API
+    serves whatever is under its name); where MP4 does not take the packets, the MPEG-TS
+    one is written the same way and no partial file is left."""
+    src = encode_clip(tmp_path / "src.mp4", moving_square_frames(60), fps=10)
+    folder = tmp_path / "clips"
+    seen_while_writing: list[list[str]] = []
+    real_mux = ClipRecorder._mux
+
+    def mux(self: ClipRecorder, path: Path, fmt: str, packets: list[Any]) -> None:
+        real_mux(self, path, fmt, packets)
+        seen_while_writing.append(sorted(p.name for p in folder.iterdir()))
+        if fmt == "mp4" and path.name.startswith(".second"):
+            raise ValueError("this codec does not fit MP4")
+
+    monkeypatch.setattr(ClipRecorder, "_mux", mux)
+    rec = ClipRecorder(pre_s=1.0, post_s=1.0)
+    for frame in VideoReader(f"file://{src}", fps=None, packet_sinks=[rec]):
+        if frame.index == 20:
+            rec.request(folder / "first.mp4")
+        if frame.index == 40:
+            rec.request(folder / "second.mp4")
+    rec.flush()
+    assert seen_while_writing == [
+        [".first.mp4.part"],
+        [".second.mp4.part", "first.mp4"],
+        [".second.ts.part", "first.mp4"],
+    ]
+    assert rec.written == [folder / "first.mp4", folder / "second.ts"]
+    assert sorted(p.name for p in folder.iterdir()) == ["first.mp4", "second.ts"]
+    with av.open(str(folder / "second.ts")) as c:
+        assert sum(1 for _ in c.decode(video=0)) >= 10
+
+
+def _frame(width: int, height: int) -> Frame:
+    return Frame.from_bgr(np.zeros((height, width, 3), np.uint8))
+
+
+def test_counts_not_stored_survive_a_change_of_picture_size() -> None:
+    """A camera reconnects at another resolution (its lines are scaled anew, in a new rules
+    engine) while the store of its counts fails: the counts go on with the new engine and
+    are stored at the next try."""
+    stored: list[dict[str, int]] = []
+    tries = []
+
+    def on_counts(key: str, line: str, minute: int, counts: dict[str, int], s: float) -> None:
+        tries.append(counts)
+        if len(tries) == 1:
+            raise RuntimeError("database is locked")
+        stored.append(counts)
+
+    config = CameraConfig(
+        "cam", "file:///absent.mp4", lines=[Line("mid", (0.5, 0.0), (0.5, 1.0))], normalized=True
+    )
+    runner = MultiCameraRunner(
+        StubDetector(),
+        [config],
+        on_event=lambda ev: None,
+        on_status=lambda *a: None,
+        on_counts=on_counts,
+        counts_every_s=0.0,
+    )
+    cam = runner.cameras["cam"]
+    cam.source._frame = _frame(200, 100)  # (as its reader thread leaves it)
+    assert runner.step()
+    t0 = time.time()
+    for i in range(8):  # a car across the line, x=100 at 200 px wide
+        x = 60 + 10 * i
+        box = np.array([[x - 10, 60, x + 10, 80]], np.float32)
+        cam.rules.update(Detections(box, [0.8], [2], [1]), t0 + i * 0.2)
+    cam.source._frame = _frame(240, 120)
+    assert runner.step()  # a new engine; its first store fails
+    cam.source._frame = _frame(240, 120)
+    assert runner.step()
+    assert stored == [{"car": 1}] and len(tries) == 2
+    assert runner.stop() == []
+
+
+def test_a_camera_whose_frames_fail_does_not_stop_the_others(tmp_path: Path) -> None:
+    """Something in one camera's frame breaks its analysis (here its health check): it is
+    logged and counted for that camera, and the other camera is analysed on."""
+    clip = encode_clip(tmp_path / "cam.mp4", moving_square_frames(30), fps=10)
+    live: list[str] = []
+    runner = MultiCameraRunner(
+        StubDetector(),
+        [
+            CameraConfig("odd", f"file://{clip}", simulate=True, detect_fps=10),
+            CameraConfig("fine", f"file://{clip}", simulate=True, detect_fps=10),
+        ],
+        on_event=lambda ev: None,
+        on_status=lambda *a: None,
+        on_live=lambda key, jpeg: live.append(key),
+        live_every_s=0.0,
+    )
+
+    def odd_frame(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("odd frame")
+
+    runner.cameras["odd"].health.frame = odd_frame  # type: ignore[method-assign]
+    runner.start()
+    try:
+        assert _wait(lambda: live.count("fine") >= 20, 15), (live.count("fine"), runner.errors)
+        assert runner._thread is not None and runner._thread.is_alive()
+    finally:
+        runner.stop()
+    assert runner.errors >= 5 and "odd" not in live

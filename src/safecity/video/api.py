@@ -1,13 +1,16 @@
 """Video routes: events (with snapshot and clip), camera status, live pictures, rules and
 traffic counts. Each caller sees the cameras of its jurisdiction only (see
-`registry.service.cameras_visible_to`)."""
+`registry.service.cameras_visible_to`). Ids are bounded to the database's id range (422
+naming the parameter, not a failed query); naive times are taken as UTC."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 
 from safecity.core.auth import Perm
@@ -27,16 +30,24 @@ router = APIRouter(prefix="/api/v1/video", tags=["video"])
 READ = [requires(Perm.REGISTRY_READ)]
 WRITE = [requires(Perm.REGISTRY_WRITE)]
 
+EventId = Annotated[int, PathParam(ge=1, le=service.MAX_ROW_ID)]
+CameraId = Annotated[int, PathParam(ge=1, le=service.MAX_ROW_ID)]
+CameraFilter = Annotated[int | None, Query(ge=1, le=service.MAX_ROW_ID)]
+SiteFilter = Annotated[int | None, Query(ge=1, le=service.MAX_ROW_ID)]
+
 
 @router.get("/events", response_model=list[VideoEventOut], dependencies=READ)
 def events(
     session: SessionDep,
     actor: CurrentUser,
-    camera_id: int | None = None,
-    site_id: int | None = None,
+    camera_id: CameraFilter = None,
+    site_id: SiteFilter = None,
     kind: str | None = None,
     alerts_only: bool = False,
-    since: datetime | None = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="Events at or after this time; without a time zone it is UTC"),
+    ] = None,
     limit: int = Query(100, ge=1, le=10_000),
 ) -> list[VideoEventOut]:
     return service.list_events(
@@ -52,7 +63,7 @@ def events(
 
 
 @router.get("/events/{event_id}", response_model=VideoEventOut, dependencies=READ)
-def event(event_id: int, session: SessionDep, actor: CurrentUser) -> VideoEventOut:
+def event(event_id: EventId, session: SessionDep, actor: CurrentUser) -> VideoEventOut:
     return service.get_event(session, event_id=event_id, actor=actor)
 
 
@@ -61,7 +72,7 @@ def event(event_id: int, session: SessionDep, actor: CurrentUser) -> VideoEventO
     dependencies=READ,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def snapshot(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResponse:
+def snapshot(event_id: EventId, session: SessionDep, actor: CurrentUser) -> FileResponse:
     ev = service.get_event(session, event_id=event_id, actor=actor)
     if not ev.snapshot_path or not Path(ev.snapshot_path).is_file():
         raise NotFound(f"video event {event_id} has no snapshot (none taken, or past retention)")
@@ -69,7 +80,7 @@ def snapshot(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResp
 
 
 @router.get("/events/{event_id}/clip", dependencies=READ)
-def clip(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResponse:
+def clip(event_id: EventId, session: SessionDep, actor: CurrentUser) -> FileResponse:
     found = service.clip_file(service.get_event(session, event_id=event_id, actor=actor))
     if found is not None:
         return FileResponse(found[0], media_type=found[1])
@@ -81,7 +92,7 @@ def clip(event_id: int, session: SessionDep, actor: CurrentUser) -> FileResponse
 
 @router.get("/cameras/status", response_model=list[CameraStatusOut], dependencies=READ)
 def statuses(
-    session: SessionDep, actor: CurrentUser, site_id: int | None = None
+    session: SessionDep, actor: CurrentUser, site_id: SiteFilter = None
 ) -> list[CameraStatusOut]:
     return service.camera_statuses(session, site_id=site_id, actor=actor)
 
@@ -91,7 +102,9 @@ def statuses(
     dependencies=READ,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def live(camera_id: int, session: SessionDep, runtime: RuntimeDep, actor: CurrentUser) -> Response:
+def live(
+    camera_id: CameraId, session: SessionDep, runtime: RuntimeDep, actor: CurrentUser
+) -> Response:
     registry.visible_camera(session, camera_id=camera_id, actor=actor)
     p = service.live_root(runtime.settings.data_dir) / f"{camera_id}.jpg"
     if not p.is_file():
@@ -102,14 +115,14 @@ def live(camera_id: int, session: SessionDep, runtime: RuntimeDep, actor: Curren
 
 
 @router.get("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=READ)
-def get_rules(camera_id: int, session: SessionDep, actor: CurrentUser) -> CameraRulesOut:
+def get_rules(camera_id: CameraId, session: SessionDep, actor: CurrentUser) -> CameraRulesOut:
     registry.visible_camera(session, camera_id=camera_id, actor=actor)
     return service.get_rules(session, camera_id=camera_id)
 
 
 @router.put("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=WRITE)
 def put_rules(
-    camera_id: int,
+    camera_id: CameraId,
     body: CameraRulesIn,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -126,8 +139,8 @@ def traffic(
     session: SessionDep,
     runtime: RuntimeDep,
     actor: CurrentUser,
-    camera_id: int | None = None,
-    site_id: int | None = None,
+    camera_id: CameraFilter = None,
+    site_id: SiteFilter = None,
     minutes: int = Query(60, ge=1, le=7 * 24 * 60),
     line: str | None = Query(
         None, min_length=1, max_length=64, description="only the counting lines of this name"

@@ -1,19 +1,50 @@
 """Video inputs and outputs. Rule coordinates are shares of the picture's width and height
-(0..1), so a rule drawn on a snapshot holds whatever resolution the camera streams."""
+(0..1), so a rule drawn on a snapshot holds whatever resolution the camera streams.
+
+Rules are checked as they are saved; rules read back from the database are validated with
+`STORED_RULES` as context, which skips the checks added after rules were first stored
+(degenerate shapes, blank names, empty class lists, kinds that are never alerts): rules
+stored before those checks stay readable, so they can be shown and corrected, and the
+worker reports a camera whose rules it cannot apply instead of failing."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from shapely.geometry import Polygon
 
 EventKind = Literal[
     "zone_enter", "zone_leave", "loitering", "line_cross", "congestion",
     "camera_offline", "camera_frozen", "camera_dark", "camera_tampered", "camera_online",
 ]  # fmt: skip
+#: Kinds that are never alerts, so naming them in `incident_kinds` could never open an
+#: incident: leaving a zone (the rules engine never makes it an alert) and a camera coming
+#: back online (the end of an alert).
+NEVER_ALERTS = ("zone_leave", "camera_online")
 WatchedClass = Literal["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 Point = tuple[float, float]
+#: The shortest line and the smallest zone accepted, in shares of the picture (a line of
+#: 1% of the width, a zone of 1% x 1%): anything smaller is a slip of the mouse, and an
+#: object's anchor would cross or enter it only by chance.
+MIN_LINE_LENGTH = 0.01
+MIN_ZONE_AREA = 0.0001
+#: Validation context of rules read back from the database (see the module's docstring).
+STORED_RULES: dict[str, bool] = {"stored": True}
+
+
+def _checking_new_rules(info: ValidationInfo) -> bool:
+    return not (isinstance(info.context, dict) and info.context.get("stored"))
 
 
 def _unit(points: list[Point]) -> list[Point]:
@@ -26,12 +57,31 @@ def _unit(points: list[Point]) -> list[Point]:
     return points
 
 
+def _rule_name(name: str, info: ValidationInfo) -> str:
+    if _checking_new_rules(info) and not name.strip():
+        raise ValueError("give the rule a name (not only spaces)")
+    return name
+
+
+def _some_classes(classes: list[str] | None, info: ValidationInfo) -> list[str] | None:
+    # An empty list would silently mean "every class" (as leaving it out does).
+    if _checking_new_rules(info) and classes is not None and not classes:
+        raise ValueError("give at least one class, or leave classes out for all")
+    return classes
+
+
+RuleName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_rule_name)]
+WatchedClasses = Annotated[list[WatchedClass] | None, AfterValidator(_some_classes)]
+
+
 class ZoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64)
+    name: RuleName
     polygon: list[Point] = Field(min_length=3, max_length=64)
-    classes: list[WatchedClass] | None = None
+    classes: WatchedClasses = Field(
+        None, description="Classes watched in this zone; left out: every class"
+    )
     loiter_s: float | None = Field(None, gt=0, le=86400)
     alert: bool = Field(False, description="Entering is an alert (perimeter, restricted area)")
 
@@ -40,15 +90,39 @@ class ZoneIn(BaseModel):
     def _in_picture(cls, v: list[Point]) -> list[Point]:
         return _unit(v)
 
+    @model_validator(mode="after")
+    def _encloses_an_area(self, info: ValidationInfo) -> Self:
+        if not _checking_new_rules(info):
+            return self
+        shape = Polygon(self.polygon)
+        if shape.convex_hull.area < 1e-9:  # (float noise of points on one line)
+            raise ValueError(
+                f"zone {self.name!r}: its points enclose no area (the same point, or points "
+                "on one line); place at least 3 points around the area"
+            )
+        if not shape.is_valid:
+            raise ValueError(
+                f"zone {self.name!r}: its edges cross each other; place the points in order "
+                "around the area"
+            )
+        if shape.area < MIN_ZONE_AREA:
+            raise ValueError(
+                f"zone {self.name!r} covers {shape.area:.6f} of the picture: draw it at least "
+                f"{MIN_ZONE_AREA} (1% x 1%)"
+            )
+        return self
+
 
 class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64)
+    name: RuleName
     a: Point
     b: Point
     direction: Literal["any", "in", "out"] = "any"
-    classes: list[WatchedClass] | None = None
+    classes: WatchedClasses = Field(
+        None, description="Classes counted on this line; left out: every class"
+    )
     alert: bool = False
 
     @field_validator("a", "b")
@@ -56,6 +130,20 @@ class LineIn(BaseModel):
     def _in_picture(cls, v: Point) -> Point:
         _unit([v])
         return v
+
+    @model_validator(mode="after")
+    def _has_a_length(self, info: ValidationInfo) -> Self:
+        if not _checking_new_rules(info):
+            return self
+        if self.a == self.b:
+            raise ValueError(f"line {self.name!r}: its two ends are the same point")
+        length = math.dist(self.a, self.b)
+        if length < MIN_LINE_LENGTH:
+            raise ValueError(
+                f"line {self.name!r} is {length:.4f} of the picture long: draw it at least "
+                f"{MIN_LINE_LENGTH} long"
+            )
+        return self
 
 
 class CameraRulesIn(BaseModel):
@@ -67,9 +155,21 @@ class CameraRulesIn(BaseModel):
     incident_kinds: list[EventKind] = Field(
         default_factory=list,
         description="Alert kinds that open an incident (e.g. zone_enter on a perimeter zone, "
-        "loitering)",
+        f"loitering); not {' or '.join(NEVER_ALERTS)}, which are never alerts",
     )
     enabled: bool = True
+
+    @field_validator("incident_kinds")
+    @classmethod
+    def _alert_kinds(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        never = [k for k in v if k in NEVER_ALERTS]
+        if _checking_new_rules(info) and never:
+            if len(never) == 1:
+                what = f"{never[0]} is never an alert, so it cannot"
+            else:
+                what = f"{' and '.join(never)} are never alerts, so they cannot"
+            raise ValueError(f"{what} open an incident")
+        return v
 
 
 class CameraRulesOut(CameraRulesIn):

@@ -21,6 +21,7 @@ from safecity.registry import service as registry
 from safecity.registry.schemas import CameraOut, CameraUpdate
 from safecity.video.models import CameraHealth, CameraRules, TrafficCount, VideoEvent
 from safecity.video.schemas import (
+    STORED_RULES,
     Assignment,
     CameraRulesIn,
     CameraRulesOut,
@@ -34,6 +35,11 @@ from safecity.video.schemas import (
 CAMERA_ALERTS = {"camera_offline", "camera_frozen", "camera_dark", "camera_tampered"}
 #: Registry statuses a camera can have (health statuses map one to one).
 _REGISTRY_STATUSES = {"online", "offline", "frozen", "dark", "tampered"}
+#: The health status of a camera that a worker does not analyse because its stored rules
+#: cannot be applied (the reason says which rule and how to fix it).
+MISCONFIGURED = "misconfigured"
+#: Ids are INTEGER columns (32 bits on PostgreSQL): a larger id names no row.
+MAX_ROW_ID = 2**31 - 1
 #: Who opens incidents from camera alerts (a machine principal: the camera gateway role).
 VIDEO_ACTOR = Principal(subject="system:video", name="video analytics", role=Role.CAMERA_GATEWAY)
 
@@ -54,14 +60,18 @@ def get_rules(session: Session, *, camera_id: int) -> CameraRulesOut:
     row = session.get(CameraRules, camera_id)
     if row is None:
         return CameraRulesOut(camera_id=camera_id)
-    return CameraRulesOut(
-        camera_id=camera_id,
-        zones=row.zones,
-        lines=row.lines,
-        detect_fps=row.detect_fps,
-        incident_kinds=row.incident_kinds,
-        enabled=row.enabled,
-        updated_at=row.updated_at,
+    # Stored rules, possibly saved before today's checks: read, not refused (see schemas).
+    return CameraRulesOut.model_validate(
+        {
+            "camera_id": camera_id,
+            "zones": row.zones,
+            "lines": row.lines,
+            "detect_fps": row.detect_fps,
+            "incident_kinds": row.incident_kinds,
+            "enabled": row.enabled,
+            "updated_at": row.updated_at,
+        },
+        context=STORED_RULES,
     )
 
 
@@ -146,6 +156,18 @@ def _event_payload(row: VideoEvent, camera_code: str, where: JurisdictionIds) ->
     }
 
 
+def write_snapshot(data_dir: Path, *, camera_id: int, at: datetime, jpeg: bytes) -> Path:
+    """Write an event's JPEG under the snapshot folder of its day and camera (complete or
+    not at all: written aside, then renamed); the path to store with the event."""
+    day = at.astimezone(UTC).strftime("%Y-%m-%d")
+    path = snapshot_root(data_dir) / day / str(camera_id) / f"{uuid.uuid4().hex}.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(jpeg)
+    tmp.replace(path)
+    return path
+
+
 def record_event(
     session: Session,
     *,
@@ -161,20 +183,17 @@ def record_event(
     direction: str | None = None,
     alert: bool = False,
     snapshot: bytes | None = None,
+    snapshot_file: Path | None = None,
     clip_path: Path | None = None,
     data: dict[str, Any] | None = None,
 ) -> VideoEventOut:
     """Store an event (its JPEG on disk, the path in the row) and publish it as
-    `vision.events.<kind>` after the commit. Flushes; the caller commits."""
-    snap_path = None
+    `vision.events.<kind>` after the commit. The JPEG is `snapshot`, or `snapshot_file`
+    already written by `write_snapshot` (a worker writes it once, so that a store retried
+    after a failed commit reuses it). Flushes; the caller commits."""
     if snapshot is not None:
-        day = at.astimezone(UTC).strftime("%Y-%m-%d")
-        path = snapshot_root(data_dir) / day / str(camera.id) / f"{uuid.uuid4().hex}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(snapshot)
-        tmp.replace(path)
-        snap_path = str(path)
+        snapshot_file = write_snapshot(data_dir, camera_id=camera.id, at=at, jpeg=snapshot)
+    snap_path = str(snapshot_file) if snapshot_file is not None else None
     row = VideoEvent(
         camera_id=camera.id,
         site_id=camera.site_id,
@@ -216,15 +235,22 @@ def event_id_of_call(external_id: str | None) -> int | None:
 CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".ts": "video/mp2t"}
 
 
+def clip_files(clip_path: str) -> list[Path]:
+    """The files an event's clip may be, one per container: the worker stores the MP4
+    name, and the recorder falls back to MPEG-TS where the codec does not fit MP4. The
+    recorder writes under a hidden name and renames the clip into place once complete, so
+    these names only ever hold whole clips."""
+    return [Path(clip_path).with_suffix(suffix) for suffix in CLIP_MEDIA_TYPES]
+
+
 def clip_file(event: VideoEventOut) -> tuple[Path, str] | None:
     """The event's clip on disk and its media type; None when it has none (not an alert),
     it is still being written, or it is past retention."""
     if not event.clip_path:
         return None
-    for suffix, media in CLIP_MEDIA_TYPES.items():
-        p = Path(event.clip_path).with_suffix(suffix)
+    for p in clip_files(event.clip_path):
         if p.is_file():
-            return p, media
+            return p, CLIP_MEDIA_TYPES[p.suffix]
     return None
 
 
@@ -239,9 +265,12 @@ def list_events(
     limit: int = 100,
     actor: Principal | None = None,
 ) -> list[VideoEventOut]:
-    """The newest events first; with `actor`, only those of cameras it may see."""
+    """The newest events first; with `actor`, only those of cameras it may see. A naive
+    `since` is taken as UTC."""
     if not 1 <= limit <= 10_000:
         raise InvalidInput("limit must be between 1 and 10000")
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
     q = select(VideoEvent).order_by(VideoEvent.id.desc()).limit(limit)
     visible = registry.cameras_visible_to(session, actor=actor) if actor is not None else None
     if visible is not None:
@@ -262,7 +291,8 @@ def list_events(
 def get_event(session: Session, *, event_id: int, actor: Principal | None = None) -> VideoEventOut:
     """One event; with `actor`, Forbidden when its camera is outside the actor's
     jurisdiction."""
-    row = session.get(VideoEvent, event_id)
+    # An id past the column's range names no event (the database would refuse the query).
+    row = session.get(VideoEvent, event_id) if 1 <= event_id <= MAX_ROW_ID else None
     if row is None:
         raise NotFound(f"video event {event_id} does not exist")
     if actor is not None:
@@ -283,21 +313,24 @@ def set_clip(session: Session, *, event_id: int, path: Path) -> None:
 
 def purge_media(session: Session, *, older_than: datetime) -> int:
     """Delete snapshot and clip files of events before `older_than` (the events stay, without
-    their pictures). Returns how many files were removed. Flushes."""
+    their pictures): a clip in whichever container it was written (`clip_files`). A file
+    already gone (another worker's purge, removed by hand) is no error. Returns how many
+    files were removed. Flushes."""
     removed = 0
     q = select(VideoEvent).where(
         VideoEvent.at < older_than,
         (VideoEvent.snapshot_path.is_not(None)) | (VideoEvent.clip_path.is_not(None)),
     )
     for row in session.scalars(q):
-        for attr in ("snapshot_path", "clip_path"):
-            p = getattr(row, attr)
-            if p:
-                path = Path(p)
-                if path.exists():
-                    path.unlink()
-                    removed += 1
-                setattr(row, attr, None)
+        files = [Path(row.snapshot_path)] if row.snapshot_path else []
+        files += clip_files(row.clip_path) if row.clip_path else []
+        for path in files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        row.snapshot_path = row.clip_path = None
     session.flush()
     return removed
 

@@ -6,7 +6,13 @@ on several machines share a city without talking to each other), runs them throu
 `safecity.video.service`: events with snapshots and clips, camera health (and the registry's
 live status), traffic counts, live pictures for the camera wall, and incidents for the alert
 kinds each camera's rules name. It re-reads its cameras every `refresh_s` (cameras added,
-moved, rules edited) and purges media past the retention once an hour."""
+moved, rules edited) and purges media past the retention once an hour.
+
+A camera whose stored rules cannot be applied is not analysed, the others are: its health
+says so (`service.MISCONFIGURED`, with the reason). An event or counts whose store failed
+(the database busy or down) are kept, oldest first, and stored again after a back-off (the
+event's snapshot file is written once and reused); at most `max_pending_writes` wait, and
+what is finally given up is logged (and its snapshot removed)."""
 
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +38,7 @@ from safecity.vision import modelstore
 from safecity.vision.detector import Detector, load_detector
 from safecity.vision.errors import VisionError
 from safecity.vision.health import HealthChange, HealthConfig
-from safecity.vision.rules import Line, Zone
+from safecity.vision.rules import Line, LineMinuteCounts, Zone
 from safecity.vision.runner import CameraConfig, MultiCameraRunner, VisionEvent
 
 log = logging.getLogger("safecity.video.worker")
@@ -52,6 +60,46 @@ class WorkerOptions:
     read_timeout_s: float = 10.0
     #: Only these cameras (None: every camera of this worker's share).
     camera_ids: frozenset[int] | None = None
+    #: Back-off between tries to store writes that failed (first, longest), in seconds.
+    store_retry_s: tuple[float, float] = (1.0, 30.0)
+    #: Writes kept for another try at most (beyond, new ones are given up and counted).
+    max_pending_writes: int = 10_000
+
+
+@dataclass
+class _PendingEvent:
+    """An event to store (and, for an alert, to turn into an incident)."""
+
+    camera: CameraOut
+    kind: str
+    at: datetime
+    event: VisionEvent
+    snapshot_file: Path | None
+    clip: Path | None
+    #: Set once the row is committed: a retry then only opens the incident.
+    event_id: int | None = None
+    alert: bool = False
+
+
+@dataclass
+class _PendingCounts:
+    """Line counts that the analysis handed back when it stopped, not stored."""
+
+    camera: CameraOut
+    counts: LineMinuteCounts
+
+
+@dataclass
+class _Pending:
+    """The writes waiting for another try, oldest first, and the back-off between tries."""
+
+    writes: deque[_PendingEvent | _PendingCounts] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Held by the thread storing them (the analysis thread or the worker's loop).
+    storing: threading.Lock = field(default_factory=threading.Lock)
+    next_try: float = 0.0  # time.monotonic()
+    delay: float = 0.0
+    given_up: int = 0
 
 
 def _to_config(a: Assignment, simulate_files: bool) -> CameraConfig:
@@ -96,7 +144,7 @@ class VideoWorker:
         self._detector = detector
         self.runner: MultiCameraRunner | None = None
         self._cameras: dict[str, CameraOut] = {}
-        self._signature: tuple[Any, ...] = ()
+        self._signature: tuple[Any, ...] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -106,6 +154,7 @@ class VideoWorker:
         self.restarts = 0
         self.errors = 0
         self._last_touch: dict[int, float] = {}
+        self._pending = _Pending(delay=self.options.store_retry_s[0])
 
     @property
     def data_dir(self) -> Path:
@@ -133,28 +182,50 @@ class VideoWorker:
         if self._thread is not None:
             self._thread.join(timeout)
         self._stop_runner()
+        # A last try for what waits; what still fails is given up (and logged).
+        self.store_pending(now_or_never=True)
+        with self._pending.lock:
+            left, self._pending.writes = list(self._pending.writes), deque()
+        for item in left:
+            self._give_up(item, "the worker stopped before it could be stored")
 
     def run(self) -> None:
-        """Serve cameras until stopped: refresh assignments and purge media periodically."""
+        """Serve cameras until stopped: refresh assignments, store again the writes that
+        failed, and purge media periodically."""
         detector = self.detector()
         last_purge = 0.0
+        next_refresh = 0.0
         while not self._stop.is_set():
-            try:
-                self._refresh(detector)
-            except Exception:
-                self.errors += 1
-                log.exception("worker %s: reading camera assignments failed", self.name)
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + self.options.refresh_s
+                try:
+                    self._refresh(detector)
+                except Exception:
+                    self.errors += 1
+                    log.exception("worker %s: reading camera assignments failed", self.name)
             if time.time() - last_purge >= 3600:
                 last_purge = time.time()
-                self.purge()
-            self._stop.wait(self.options.refresh_s)
+                try:
+                    self.purge()
+                except Exception:  # (the cameras go on; the next purge is in an hour)
+                    self.errors += 1
+                    log.exception("worker %s: purging media past retention failed", self.name)
+            self.store_pending()
+            wait = max(next_refresh - time.monotonic(), 0.0)
+            # Writes waiting for the database are tried again within a second of their
+            # back-off, also when no new event comes to try them.
+            self._stop.wait(min(wait, 1.0) if self._pending.writes else wait)
         self._stop_runner()
 
     def _stop_runner(self) -> None:
         with self._lock:
             runner, self.runner = self.runner, None
         if runner is not None:
-            runner.stop()
+            # Counts whose store failed as it stopped: kept here, its engines go with it.
+            for key, counts in runner.stop():
+                cam = self._cameras.get(key)
+                if cam is not None:
+                    self._keep(_PendingCounts(cam, counts))
 
     def _refresh(self, detector: Detector) -> None:
         o = self.options
@@ -168,20 +239,27 @@ class VideoWorker:
         signature = tuple(
             (a.camera_id, a.stream_url, a.record_url, a.rules.updated_at) for a in work
         )
-        if signature == self._signature and self.runner is not None:
+        if signature == self._signature:
             return
         if self.runner is not None:
             self.restarts += 1
             log.info("worker %s: cameras or rules changed; restarting analysis", self.name)
         self._stop_runner()
-        self._signature = signature
         self._cameras = cams
-        if not work:
-            log.info("worker %s: no cameras assigned", self.name)
+        configs = []
+        for a in work:
+            try:
+                configs.append(_to_config(a, o.simulate_files))
+            except Exception as exc:  # VisionError: a stored rule the library cannot apply
+                reason = exc.message if isinstance(exc, VisionError) else repr(exc)
+                self._not_analysed(cams[str(a.camera_id)], reason)
+        if not configs:
+            log.info("worker %s: no cameras to analyse", self.name)
+            self._signature = signature
             return
         runner = MultiCameraRunner(
             detector,
-            [_to_config(a, o.simulate_files) for a in work],
+            configs,
             on_event=self._on_event,
             on_status=self._on_status,
             on_live=self._on_live,
@@ -193,7 +271,36 @@ class VideoWorker:
         with self._lock:
             self.runner = runner
         runner.start()
-        log.info("worker %s: analysing %d camera(s)", self.name, len(work))
+        # Only now: a refresh that failed before this point is tried again at the next one.
+        self._signature = signature
+        log.info("worker %s: analysing %d camera(s)", self.name, len(configs))
+
+    def _not_analysed(self, cam: CameraOut, reason: str) -> None:
+        """A camera whose rules cannot be applied: left out, and its health says why."""
+        self.errors += 1
+        log.error(
+            "worker %s: camera %s (id %d) not analysed: its rules cannot be applied: %s",
+            self.name,
+            cam.code,
+            cam.id,
+            reason,
+        )
+        try:
+            with self.runtime.sessions() as session:
+                service.update_health(
+                    session,
+                    camera_id=cam.id,
+                    status=service.MISCONFIGURED,
+                    reason=f"not analysed: its rules cannot be applied ({reason}); save "
+                    "corrected rules",
+                    fps=0.0,
+                    last_frame_at=None,
+                    worker=self.name,
+                    now=self.runtime.clock.now(),
+                )
+                session.commit()
+        except Exception:
+            log.exception("camera %s: recording why it is not analysed failed", cam.code)
 
     def purge(self) -> int:
         now = self.runtime.clock.now()
@@ -214,16 +321,10 @@ class VideoWorker:
         clip = None
         if ev.clip_request is not None:
             day = at.strftime("%Y-%m-%d")
-            clip = (
-                self.data_dir
-                / "video"
-                / "clips"
-                / day
-                / str(cam.id)
-                / f"{int(ev.wall * 1000)}-{ev.track_id}.mp4"
-            )
+            # Unique: one track can raise two alerts in one frame (a zone and a line).
+            name = f"{int(ev.wall * 1000)}-{ev.track_id}-{ev.kind}-{uuid.uuid4().hex[:8]}.mp4"
+            clip = self.data_dir / "video" / "clips" / day / str(cam.id) / name
             ev.clip_request(clip)
-        data = dict(ev.extra)
         if ev.kind == "line_cross" and not ev.alert:
             # A counting line: counted per minute, published live, not stored one by one.
             self.runtime.bus.publish(
@@ -241,42 +342,148 @@ class VideoWorker:
             )
             self.crossings += 1
             return
+        snapshot_file = None
+        if ev.snapshot is not None:
+            try:
+                snapshot_file = service.write_snapshot(
+                    self.data_dir, camera_id=cam.id, at=at, jpeg=ev.snapshot
+                )
+            except OSError:  # (the event is still stored, without its picture)
+                self.errors += 1
+                log.exception("camera %s: writing an event's snapshot failed", cam.code)
+        self._keep(_PendingEvent(cam, ev.kind, at, ev, snapshot_file, clip))
+
+    # ------------------------------------------------------------------ storing, again
+    def _keep(self, item: _PendingEvent | _PendingCounts) -> None:
+        """Queue a write behind those waiting (in order) and store what may be stored."""
+        pending = self._pending
+        with pending.lock:
+            full = len(pending.writes) >= self.options.max_pending_writes
+            if not full:
+                pending.writes.append(item)
+        if full:
+            pending.given_up += 1
+            self._give_up(item, f"{pending.given_up} write(s) given up: too many waiting")
+        self.store_pending()
+
+    def store_pending(self, *, now_or_never: bool = False) -> int:
+        """Store the writes waiting, oldest first, unless their back-off runs
+        (`now_or_never`: try anyway). The first failure stops the round and doubles the
+        back-off. Returns how many still wait."""
+        pending = self._pending
+        while pending.storing.acquire(blocking=False):  # (else another thread stores them)
+            try:
+                failed = not self._store_waiting(now_or_never)
+            finally:
+                pending.storing.release()
+            with pending.lock:
+                # Go on only for a write queued by another thread while this one stored.
+                if failed or not pending.writes or time.monotonic() < pending.next_try:
+                    break
+        return len(pending.writes)
+
+    def _store_waiting(self, now_or_never: bool) -> bool:
+        """Store writes while they may be; False when one failed."""
+        pending = self._pending
+        while True:
+            with pending.lock:
+                if not pending.writes:
+                    return True
+                if not now_or_never and time.monotonic() < pending.next_try:
+                    return True
+                item = pending.writes[0]
+            try:
+                self._store(item)
+            except Exception:
+                self.errors += 1
+                pending.next_try = time.monotonic() + pending.delay
+                log.exception(
+                    "worker %s: storing failed; %d write(s) kept, next try in %.0f s",
+                    self.name,
+                    len(pending.writes),
+                    pending.delay,
+                )
+                pending.delay = min(pending.delay * 2, self.options.store_retry_s[1])
+                return False
+            with pending.lock:
+                pending.writes.popleft()
+            pending.delay = self.options.store_retry_s[0]
+
+    def _store(self, item: _PendingEvent | _PendingCounts) -> None:
+        if isinstance(item, _PendingCounts):
+            line, minute, counts, speed = item.counts
+            self._on_counts(str(item.camera.id), line, minute, counts, speed, cam=item.camera)
+            return
+        ev, cam = item.event, item.camera
         with self.runtime.sessions() as session:
-            out = service.record_event(
-                session,
-                camera=cam,
-                kind=ev.kind,
-                at=at,
-                data_dir=self.data_dir,
-                rule=ev.rule,
-                class_name=ev.class_name,
-                track_id=ev.track_id,
-                confidence=ev.confidence,
-                box=ev.box,
-                direction=ev.direction,
-                alert=ev.alert,
-                snapshot=ev.snapshot,
-                clip_path=clip,
-                data=data,
-            )
-            session.commit()
-            self.events += 1
-            if out.alert:
+            if item.event_id is None:
+                out = service.record_event(
+                    session,
+                    camera=cam,
+                    kind=item.kind,
+                    at=item.at,
+                    data_dir=self.data_dir,
+                    rule=ev.rule,
+                    class_name=ev.class_name,
+                    track_id=ev.track_id,
+                    confidence=ev.confidence,
+                    box=ev.box,
+                    direction=ev.direction,
+                    alert=ev.alert,
+                    snapshot_file=item.snapshot_file,
+                    clip_path=item.clip,
+                    data=dict(ev.extra),
+                )
+                session.commit()
+                item.event_id, item.alert = out.id, out.alert
+                self.events += 1
+            if item.alert:
                 try:
                     inc = service.open_incident(
-                        session, event_id=out.id, now=self.runtime.clock.now()
+                        session, event_id=item.event_id, now=self.runtime.clock.now()
                     )
-                except SafeCityError as exc:
+                except SafeCityError as exc:  # refused, not failed: no use trying again
                     self.errors += 1
                     log.warning(
                         "camera %s: alert %s not turned into an incident: %s",
                         cam.code,
-                        out.id,
+                        item.event_id,
                         exc.message,
                     )
                     inc = None
                 if inc is not None:
                     self.incidents += 1
+
+    def _give_up(self, item: _PendingEvent | _PendingCounts, why: str) -> None:
+        """A write that will not be stored: said in the log, its snapshot removed."""
+        if isinstance(item, _PendingCounts):
+            line, minute, counts, _ = item.counts
+            log.error(
+                "camera %s: line %s, minute %s: counts %s lost: %s",
+                item.camera.code,
+                line,
+                datetime.fromtimestamp(minute, UTC).isoformat(),
+                counts,
+                why,
+            )
+            return
+        if item.event_id is not None:
+            log.error(
+                "camera %s: alert %d stored, but no incident opened for it: %s",
+                item.camera.code,
+                item.event_id,
+                why,
+            )
+            return
+        if item.snapshot_file is not None:
+            item.snapshot_file.unlink(missing_ok=True)
+        log.error(
+            "camera %s: %s event at %s lost: %s",
+            item.camera.code,
+            item.kind,
+            item.at.isoformat(),
+            why,
+        )
 
     def _on_status(self, key: str, change: HealthChange, fps: float, last: float | None) -> None:
         cam = self._cameras.get(key)
@@ -319,9 +526,17 @@ class VideoWorker:
                     session.commit()
 
     def _on_counts(
-        self, key: str, line: str, minute: int, counts: dict[str, int], speed: float
+        self,
+        key: str,
+        line: str,
+        minute: int,
+        counts: dict[str, int],
+        speed: float,
+        *,
+        cam: CameraOut | None = None,
     ) -> None:
-        cam = self._cameras.get(key)
+        """Store counts (raises if that fails: the runner keeps them for its next try)."""
+        cam = cam or self._cameras.get(key)
         if cam is None:
             return
         with self.runtime.sessions() as session:

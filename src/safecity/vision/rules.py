@@ -302,10 +302,21 @@ class RuleEngine:
     ) -> None:
         """Counts that `take_counts` handed over and that could not be stored: kept for the
         next call instead of lost."""
+        self._add_unstored(line, minute, counts, speed * sum(counts.values()))
+
+    def move_unstored_counts(self, to: RuleEngine) -> None:
+        """Hand what was counted and not yet stored to `to`, the engine that replaces this
+        one (the picture's size changed, so its lines are scaled anew): it is stored with
+        the new engine's counts instead of thrown away with this engine."""
+        for (line, minute), tally in self._unstored.items():
+            to._add_unstored(line, minute, tally.counts, tally.speed_sum)
+        self._unstored.clear()
+
+    def _add_unstored(self, line: str, minute: int, counts: dict[str, int], speeds: float) -> None:
         tally = self._unstored.setdefault((line, minute), _Tally())
         for group, n in counts.items():
             tally.counts[group] = tally.counts.get(group, 0) + n
-        tally.speed_sum += speed * sum(counts.values())
+        tally.speed_sum += speeds
 
     def _congestion(self, t: float) -> list[RuleEvent]:
         """Alert when a line's last minute had many objects moving much slower than its

@@ -6,7 +6,13 @@ back-off (with jitter), so one bad camera never holds up the others. The analysi
 takes the newest frame of every camera that has one, runs motion-gated detection for all
 of them in one round (`analyze_batch`), then tracking, rules and health, and hands
 `VisionEvent`s, status changes and live pictures to the callbacks it was given. If the loop
-falls behind, older frames are dropped, never queued."""
+falls behind, older frames are dropped, never queued. What goes wrong with one camera's
+frame (or a callback) is logged with the camera's key and counted in `errors`; the loop goes
+on with the other cameras.
+
+Line counts are handed to `on_counts` every `counts_every_s` (the running minute too); a
+store that fails is kept for the next one, and what still cannot be stored when the runner
+stops is returned by `stop()` for the caller to keep."""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
+from numpy.typing import NDArray
 
 from safecity.vision.decode import Frame, VideoReader, copy_packets, redact
 from safecity.vision.detections import COCO_CLASSES, Detections
@@ -312,18 +320,35 @@ class MultiCameraRunner:
         self._thread = threading.Thread(target=self.run, name="vision-analysis", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> list[tuple[str, LineMinuteCounts]]:
+        """Stop reading and analysing, write the clips still waiting and store what was
+        counted (the running minute too). Returns the counts whose store failed, each with
+        its camera's key, for the caller to keep: this runner's engines go with it."""
         self._stopping.set()
         for cam in self.cameras.values():
             cam.source.stop()
         if self._thread is not None:
             self._thread.join(timeout)
         stopped = self._thread is None or not self._thread.is_alive()
+        unstored: list[tuple[str, LineMinuteCounts]] = []
         for cam in self.cameras.values():
-            cam.source.join(timeout=2.0)
+            if cam.source.ident is not None:  # (not a runner stopped before it started)
+                cam.source.join(timeout=2.0)
             cam.source.flush_clips()
             if stopped:  # (else the analysis thread may still be counting)
-                self._store_counts(cam, cam.rules.take_counts(time.time(), current_too=True))
+                now = time.time()
+                self._store_counts(cam, cam.rules.take_counts(now, current_too=True))
+                # What failed was given back to the engine: take it out again, for the caller.
+                for line, minute, counts, speed in cam.rules.take_counts(now, current_too=True):
+                    log.warning(
+                        "camera %s: line %s, minute %d: counts %s not stored; handed back",
+                        cam.config.key,
+                        line,
+                        minute,
+                        counts,
+                    )
+                    unstored.append((cam.config.key, (line, minute, counts, speed)))
+        return unstored
 
     def run(self) -> None:
         last_silence = 0.0
@@ -386,46 +411,69 @@ class MultiCameraRunner:
             return False
         self.rounds += 1
         now = time.time()
+        batch: list[tuple[_Camera, Frame]] = []
         smalls = []
         for cam, f in items:
-            small = shrink(f.gray(), cam.analyzer.config.motion_width)
-            smalls.append(small)
+            try:
+                smalls.append(shrink(f.gray(), cam.analyzer.config.motion_width))
+            except Exception:
+                self.errors += 1
+                log.exception("camera %s: preparing a frame failed (frame skipped)", cam.config.key)
+                f.release()
+                continue
+            batch.append((cam, f))
         try:
-            results = analyze_batch([(cam.analyzer, f) for cam, f in items], self.detector, smalls)
+            results = analyze_batch([(cam.analyzer, f) for cam, f in batch], self.detector, smalls)
         except Exception:
             self.errors += 1
             log.exception("analysis round failed")
+            for _, f in batch:
+                f.release()
             return True
-        for (cam, f), small, res in zip(items, smalls, results, strict=True):
+        for (cam, f), small, res in zip(batch, smalls, results, strict=True):
             self.frames += 1
-            if cam.size != (f.width, f.height):
-                cam.size = (f.width, f.height)
-                cam.zones, cam.lines = cam.config.scaled(f.width, f.height)
-                self._store_counts(cam, cam.rules.take_counts(now, current_too=True))
-                cam.rules = RuleEngine(cam.zones, cam.lines, class_names=self.class_names)
-            change = cam.health.frame(small, global_change=res.global_change, now=now)
-            if change is not None:
-                self._status(cam, change)
-            if res.global_change:
-                cam.analyzer.tracker.reset()
-            self._rules(cam, f, res, now)
-            cam.last_result = res
-            if self.on_live is not None and now - cam.last_live >= self.live_every_s:
-                cam.last_live = now
-                try:
-                    img = annotate(
-                        f.bgr(),
-                        res.tracks,
-                        names=self.class_names,
-                        lines=[(ln.a, ln.b) for ln in cam.lines],
-                        zones=[z.polygon for z in cam.zones],
-                    )
-                    self.on_live(cam.config.key, encode_jpeg(img, 70, max_width=640))
-                except Exception:
-                    self.errors += 1
-                    log.exception("camera %s: live picture failed", cam.config.key)
-            f.release()
+            try:
+                self._analysed(cam, f, small, res, now)
+            except Exception:
+                # One camera's odd frame (or rules) must not stop the others' analysis.
+                self.errors += 1
+                log.exception("camera %s: handling an analysed frame failed", cam.config.key)
+            finally:
+                f.release()
         return True
+
+    def _analysed(
+        self, cam: _Camera, f: Frame, small: NDArray[np.uint8], res: FrameResult, now: float
+    ) -> None:
+        """Health, rules and the live picture of one camera's analysed frame."""
+        if cam.size != (f.width, f.height):
+            cam.size = (f.width, f.height)
+            cam.zones, cam.lines = cam.config.scaled(f.width, f.height)
+            rules = RuleEngine(cam.zones, cam.lines, class_names=self.class_names)
+            # Counts not yet stored go on with the new engine (stored at its next take).
+            cam.rules.move_unstored_counts(rules)
+            cam.rules = rules
+        change = cam.health.frame(small, global_change=res.global_change, now=now)
+        if change is not None:
+            self._status(cam, change)
+        if res.global_change:
+            cam.analyzer.tracker.reset()
+        self._rules(cam, f, res, now)
+        cam.last_result = res
+        if self.on_live is not None and now - cam.last_live >= self.live_every_s:
+            cam.last_live = now
+            try:
+                img = annotate(
+                    f.bgr(),
+                    res.tracks,
+                    names=self.class_names,
+                    lines=[(ln.a, ln.b) for ln in cam.lines],
+                    zones=[z.polygon for z in cam.zones],
+                )
+                self.on_live(cam.config.key, encode_jpeg(img, 70, max_width=640))
+            except Exception:
+                self.errors += 1
+                log.exception("camera %s: live picture failed", cam.config.key)
 
     def _rules(self, cam: _Camera, f: Frame, res: FrameResult, now: float) -> None:
         # Wall-clock time: loitering, speeds and per-minute counts of a live camera.

@@ -72,6 +72,12 @@ def encode_jpeg(img: NDArray[np.uint8], quality: int = 80, max_width: int | None
     return bytes(buf.tobytes())
 
 
+def partial_path(path: Path) -> Path:
+    """Where the clip `path` is written until it is complete: a hidden name in the same
+    folder (so the rename is atomic) that no reader of clips looks for."""
+    return path.with_name(f".{path.name}.part")
+
+
 @dataclass
 class _Pending:
     path: Path
@@ -85,7 +91,9 @@ class ClipRecorder:
     """A packet sink for `VideoReader`: keeps the last `pre_s` seconds of the stream's
     packets (from a keyframe) and writes `[event - pre_s, event + post_s]` to a file by
     copying packets. `request` is thread-safe; the file appears once the stream passed the
-    end of the clip (or on `flush`)."""
+    end of the clip (or on `flush`), whole: it is written under a hidden name beside it
+    (`partial_path`) and renamed into place when complete, so that nothing serves half a
+    clip."""
 
     def __init__(
         self,
@@ -193,11 +201,13 @@ class ClipRecorder:
         p.path.parent.mkdir(parents=True, exist_ok=True)
         for fmt, suffix in (("mp4", ".mp4"), ("mpegts", ".ts")):
             path = p.path.with_suffix(suffix)
+            part = partial_path(path)
             try:
-                self._mux(path, fmt, packets)
+                self._mux(part, fmt, packets)
+                part.replace(path)
             except Exception as exc:  # this source's packets do not fit that container
                 log.debug("clip %s as %s failed: %s", path, fmt, exc)
-                path.unlink(missing_ok=True)
+                part.unlink(missing_ok=True)
                 continue
             self.written.append(path)
             return
