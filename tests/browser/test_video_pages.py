@@ -318,23 +318,30 @@ def test_event_review_live_with_snapshot(
 
     # New events reach the open page from the bus (among the counting lines' crossings,
     # which are not stored events): the newest row keeps moving on.
-    later = _pkt((datetime.fromisoformat(opened) + timedelta(seconds=8)).isoformat())
-    try:
-        page.wait_for_function(
-            """(later) => {
-              const cell = document.querySelector('#event-table tbody tr td');
-              return !!cell && cell.textContent.trim() >= later;
-            }""",
-            arg=later,
-            timeout=30_000,
-        )
-    except Exception as exc:  # playwright's TimeoutError
-        top = page.locator("#event-table tbody tr").first.inner_text()
-        newest = api(video_server, "GET", "/api/v1/video/events?limit=1", token)[0]["at"]
-        raise AssertionError(
-            f"new events stopped reaching the open page ({exc}): its newest row {top!r}, "
-            f"the newest stored event at {_pkt(newest)} PKT"
-        ) from None
+    def rows_move_on(after: str) -> None:
+        later = _pkt((datetime.fromisoformat(after) + timedelta(seconds=8)).isoformat())
+        try:
+            page.wait_for_function(
+                """(later) => {
+                  const cell = document.querySelector('#event-table tbody tr td');
+                  return !!cell && cell.textContent.trim() >= later;
+                }""",
+                arg=later,
+                timeout=30_000,
+            )
+        except Exception as exc:  # playwright's TimeoutError
+            top = page.locator("#event-table tbody tr").first.inner_text()
+            newest = api(video_server, "GET", "/api/v1/video/events?limit=1", token)[0]["at"]
+            raise AssertionError(
+                f"new events stopped reaching the open page ({exc}): its newest row "
+                f"{top!r}, the newest stored event at {_pkt(newest)} PKT"
+            ) from None
+
+    rows_move_on(opened)
+    # The page's connection drops and comes back (a busy network): its live events go on.
+    page.evaluate("window.socket.io.engine.close()")
+    page.wait_for_function("window.socket.connected && window.did_handshake", timeout=30_000)
+    rows_move_on(api(video_server, "GET", "/api/v1/video/events?limit=1", token)[0]["at"])
     assert page.evaluate("window.__noReload === true"), "the event list was reloaded"
 
     # Alerts only.

@@ -31,7 +31,7 @@ from nicegui import app as nicegui_app
 from nicegui import run, ui
 
 from safecity.core.auth import Perm, Principal, principal_from_token
-from safecity.core.errors import SafeCityError, Unauthenticated
+from safecity.core.errors import NotFound, SafeCityError, Unauthenticated
 from safecity.core.runtime import Runtime
 from safecity.registry import service as registry
 from safecity.video import service
@@ -473,7 +473,9 @@ def register_pages(runtime: Runtime) -> None:
         visible = await run.io_bound(_visible_cameras, who)
         sub = rt.bus.subscribe("vision.events.>")
         client = ui.context.client
-        client.on_disconnect(sub.close)
+        # On delete, not on disconnect: a websocket that drops and reconnects (a busy
+        # network, a laptop waking) keeps its page, and the page its live events.
+        client.on_delete(sub.close)
         codes = await _io(_camera_codes, who)
         with ui.row().classes("items-center gap-4"):
             alerts = ui.switch("Alerts only", value=False)
@@ -568,7 +570,7 @@ def register_pages(runtime: Runtime) -> None:
                     table.update()
 
         task = asyncio.create_task(pump())
-        client.on_disconnect(task.cancel)
+        client.on_delete(task.cancel)
         return None
 
     @ui.page("/video/traffic", title="SafeCity — traffic counts")
@@ -644,6 +646,8 @@ def register_pages(runtime: Runtime) -> None:
         rt = _rt()
 
         def load() -> tuple[Any, Any]:
+            if not 1 <= camera_id <= service.MAX_ROW_ID:  # (the query would fail)
+                raise NotFound(f"camera {camera_id} does not exist")
             with rt.sessions() as s:
                 return (
                     registry.visible_camera(s, camera_id=camera_id, actor=who),
