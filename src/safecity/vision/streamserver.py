@@ -43,6 +43,8 @@ def remux_to_ts(path: Path, *, max_seconds: float | None = None) -> _Stream:
     keys: list[int] = []
     with av.open(str(path)) as src:
         ist = src.streams.video[0]
+        # Read while open: PyAV >= 18.1.1 refuses a closed container's stream attributes.
+        rate = float(ist.average_rate or 25)
         # A client joins at a keyframe, as a camera's viewer does: the decoder's headers
         # must come with every keyframe. The muxer sees to that for H.264/HEVC; MPEG-4 Part
         # 2 (XviD in AVI) and MPEG-1/2 keep theirs in the file's header only, so they are
@@ -72,7 +74,6 @@ def remux_to_ts(path: Path, *, max_seconds: float | None = None) -> _Stream:
                 else:
                     continue
                 break
-    rate = float(ist.average_rate or 25)
     return _Stream(buf.getvalue(), last_t + 1.0 / rate, tuple(keys) or (0,))
 
 
