@@ -137,8 +137,9 @@ def test_camera_rules_page_shows_the_rules_and_refuses_an_analyst(
     assert after == rules
 
 
-#: What the worker logs when it restarts its analysis on changed rules (video/worker.py).
-RULES_RELOADED = "cameras or rules changed; restarting analysis"
+#: What the worker logs when it hands a camera's edited rules to the running analysis
+#: (video/worker.py's RULES_APPLIED_IN_PLACE).
+RULES_RELOADED = "applying the new rules"
 
 
 def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
@@ -203,8 +204,8 @@ def test_rules_drawn_on_the_picture_are_saved_and_the_worker_counts_on_them(
         restore = {k: rules[k] for k in ("zones", "lines", "detect_fps", "incident_kinds")}
         restarts = video_server.log_tail(100_000).count(RULES_RELOADED)
         api(video_server, "PUT", url, token, {**restore, "enabled": rules["enabled"]})
-        # The worker restarts its analysis on the restored rules within 30 s: wait, so that
-        # the pause (streams reopened, motion relearnt) falls in this test, not the next.
+        # The worker takes up the restored rules within 30 s: wait, so that the next test
+        # sees the demo's rules at work.
         _wait(
             "the worker taking up the restored rules",
             lambda: video_server.log_tail(100_000).count(RULES_RELOADED) > restarts,

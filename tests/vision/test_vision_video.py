@@ -35,6 +35,7 @@ from safecity.vision.detections import Detections
 from safecity.vision.detector import Detector
 from safecity.vision.rules import Line
 from safecity.vision.runner import CameraConfig, MultiCameraRunner, VisionEvent
+from safecity.vision.snapshot import partial_path
 
 ADMIN = Principal(subject="test", name="test", role=Role.ADMIN)
 
@@ -440,6 +441,11 @@ def test_purge_removes_clips_in_either_container_and_files_already_gone(
     ts_event = _old_event(rt, cam, tmp_path, ts_clip)
     gone_clip = tmp_path / "clips" / "1700000000000-4-zone_enter-cd.mp4"
     gone_event = _old_event(rt, cam, tmp_path, gone_clip)  # its clip was never written
+    # A clip the recorder was writing when the process died: its hidden partial file.
+    cut_clip = tmp_path / "clips" / "1700000000000-5-zone_enter-ef.mp4"
+    cut_part = partial_path(cut_clip)
+    cut_part.write_bytes(b"\x00" * 48)
+    _old_event(rt, cam, tmp_path, cut_clip)
     with rt.sessions() as s:
         found = service.clip_file(service.get_event(s, event_id=ts_event))
         assert found == (ts_clip.with_suffix(".ts"), "video/mp2t")
@@ -448,8 +454,8 @@ def test_purge_removes_clips_in_either_container_and_files_already_gone(
     Path(gone.snapshot_path).unlink()  # removed meanwhile
     with transaction(rt.sessions) as s:
         removed = service.purge_media(s, older_than=datetime.now(UTC) - timedelta(days=30))
-    assert removed >= 2  # the .ts clip and its event's snapshot
-    assert not ts_clip.with_suffix(".ts").exists()
+    assert removed >= 3  # the .ts clip, the partial clip and the events' snapshots
+    assert not ts_clip.with_suffix(".ts").exists() and not cut_part.exists()
     with rt.sessions() as s:
         for event_id in (ts_event, gone_event):
             ev = service.get_event(s, event_id=event_id)
@@ -606,3 +612,53 @@ def test_counts_the_analysis_could_not_store_as_it_stopped_are_stored_by_the_wor
         since = datetime.fromtimestamp(t0 - 60, UTC)
         points = service.traffic(s, camera_id=cam.id, since=since).points
     assert [p.counts for p in points] == [{"car": 1}]
+
+
+def test_edited_rules_are_taken_up_without_restarting_the_other_cameras(
+    demo_runtime: Runtime, detector: Detector
+) -> None:
+    """An operator adds a counting line to one camera: the running analysis takes it up
+    (vehicles are counted on it), nobody's stream is reopened, and the worker does not
+    restart, so objects already inside the other cameras' zones do not 'enter' again."""
+    rt = demo_runtime
+    url = f"file://{clip('o4n_traffic.mp4')}"
+    edited, other = _camera(rt, "VIS-EDITED", url), _camera(rt, "VIS-UNTOUCHED", url)
+    mid = LineIn(name="mid", a=(0.5, 0), b=(0.5, 1))
+    for cam in (edited, other):
+        with transaction(rt.sessions) as s:
+            service.set_rules(
+                s, camera_id=cam.id, now=rt.clock.now(), rules=CameraRulesIn(lines=[mid])
+            )
+    sub = rt.bus.subscribe("vision.events.line_cross")
+    worker = VideoWorker(
+        rt,
+        WorkerOptions(camera_ids=frozenset({edited.id, other.id}), refresh_s=0.5),
+        detector=detector,
+    )
+    worker.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and worker.crossings < 2:
+            time.sleep(0.2)
+        runner = worker.runner
+        assert runner is not None and worker.crossings >= 2
+        connects = {k: c.source.connects for k, c in runner.cameras.items()}
+        with transaction(rt.sessions) as s:
+            service.set_rules(
+                s,
+                camera_id=edited.id,
+                now=rt.clock.now(),
+                rules=CameraRulesIn(lines=[mid, LineIn(name="added", a=(0.3, 0), b=(0.3, 1))]),
+            )
+        deadline = time.time() + 40
+        added: list[Any] = []
+        while time.time() < deadline and not added:
+            msgs = sub.fetch(batch=1000, timeout=0.5)
+            added += [m for m in msgs if m.data["rule"] == "added"]
+        assert worker.runner is runner and worker.restarts == 0 and worker.rule_updates == 1
+        assert {k: c.source.connects for k, c in runner.cameras.items()} == connects
+    finally:
+        worker.stop()
+        sub.close()
+    assert added and {m.data["camera_id"] for m in added} == {edited.id}
+    assert worker.errors == 0

@@ -235,12 +235,17 @@ def event_id_of_call(external_id: str | None) -> int | None:
 CLIP_MEDIA_TYPES = {".mp4": "video/mp4", ".ts": "video/mp2t"}
 
 
-def clip_files(clip_path: str) -> list[Path]:
+def clip_files(clip_path: str, *, partial: bool = False) -> list[Path]:
     """The files an event's clip may be, one per container: the worker stores the MP4
     name, and the recorder falls back to MPEG-TS where the codec does not fit MP4. The
     recorder writes under a hidden name and renames the clip into place once complete, so
-    these names only ever hold whole clips."""
-    return [Path(clip_path).with_suffix(suffix) for suffix in CLIP_MEDIA_TYPES]
+    these names only ever hold whole clips; with `partial`, the hidden names too (what a
+    crash in the middle of writing leaves, for the purge: named as in
+    `safecity.vision.snapshot.partial_path`, not imported here, which would load PyAV)."""
+    whole = [Path(clip_path).with_suffix(suffix) for suffix in CLIP_MEDIA_TYPES]
+    if not partial:
+        return whole
+    return whole + [p.with_name(f".{p.name}.part") for p in whole]
 
 
 def clip_file(event: VideoEventOut) -> tuple[Path, str] | None:
@@ -323,7 +328,7 @@ def purge_media(session: Session, *, older_than: datetime) -> int:
     )
     for row in session.scalars(q):
         files = [Path(row.snapshot_path)] if row.snapshot_path else []
-        files += clip_files(row.clip_path) if row.clip_path else []
+        files += clip_files(row.clip_path, partial=True) if row.clip_path else []
         for path in files:
             try:
                 path.unlink()

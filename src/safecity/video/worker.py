@@ -5,8 +5,10 @@ on several machines share a city without talking to each other), runs them throu
 `safecity.vision.runner.MultiCameraRunner`, and writes what it sees through
 `safecity.video.service`: events with snapshots and clips, camera health (and the registry's
 live status), traffic counts, live pictures for the camera wall, and incidents for the alert
-kinds each camera's rules name. It re-reads its cameras every `refresh_s` (cameras added,
-moved, rules edited) and purges media past the retention once an hour.
+kinds each camera's rules name. It re-reads its cameras every `refresh_s` and purges media
+past the retention once an hour. Cameras added, removed or moved to other streams restart
+the analysis; a camera's edited zones and lines are handed to the running analysis, so its
+stream, its tracks and the other cameras go on.
 
 A camera whose stored rules cannot be applied is not analysed, the others are: its health
 says so (`service.MISCONFIGURED`, with the reason). An event or counts whose store failed
@@ -42,6 +44,8 @@ from safecity.vision.rules import Line, LineMinuteCounts, Zone
 from safecity.vision.runner import CameraConfig, MultiCameraRunner, VisionEvent
 
 log = logging.getLogger("safecity.video.worker")
+#: Logged when a camera's edited rules are taken up without restarting the analysis.
+RULES_APPLIED_IN_PLACE = "applying the new rules"
 
 
 @dataclass
@@ -124,6 +128,12 @@ def _to_config(a: Assignment, simulate_files: bool) -> CameraConfig:
     )
 
 
+def _stamp(a: Assignment) -> str:
+    """A camera's rules as they are (not only when they were saved: two edits can share a
+    clock reading)."""
+    return a.rules.model_dump_json()
+
+
 def _utc(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
@@ -145,6 +155,10 @@ class VideoWorker:
         self.runner: MultiCameraRunner | None = None
         self._cameras: dict[str, CameraOut] = {}
         self._signature: tuple[Any, ...] | None = None
+        #: The analysed streams (camera, URLs, detection rate) and each camera's rules
+        #: stamp, as last started: a change of rules alone is applied in place.
+        self._streams: tuple[Any, ...] = ()
+        self._rule_stamps: dict[int, Any] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -152,6 +166,7 @@ class VideoWorker:
         self.crossings = 0
         self.incidents = 0
         self.restarts = 0
+        self.rule_updates = 0
         self.errors = 0
         self._last_touch: dict[int, float] = {}
         self._pending = _Pending(delay=self.options.store_retry_s[0])
@@ -236,10 +251,13 @@ class VideoWorker:
             cams = {
                 str(a.camera_id): registry.get_camera(session, camera_id=a.camera_id) for a in work
             }
-        signature = tuple(
-            (a.camera_id, a.stream_url, a.record_url, a.rules.updated_at) for a in work
-        )
+        signature = tuple((a.camera_id, a.stream_url, a.record_url, _stamp(a)) for a in work)
         if signature == self._signature:
+            return
+        streams = tuple((a.camera_id, a.stream_url, a.record_url, a.rules.detect_fps) for a in work)
+        if streams == self._streams and self._rules_changed_in_place(work):
+            self._cameras = cams
+            self._signature = signature
             return
         if self.runner is not None:
             self.restarts += 1
@@ -273,7 +291,40 @@ class VideoWorker:
         runner.start()
         # Only now: a refresh that failed before this point is tried again at the next one.
         self._signature = signature
+        self._streams = streams
+        self._rule_stamps = {a.camera_id: _stamp(a) for a in work}
         log.info("worker %s: analysing %d camera(s)", self.name, len(configs))
+
+    def _rules_changed_in_place(self, work: list[Assignment]) -> bool:
+        """Hand the running analysis the new rules of the cameras whose rules alone
+        changed; False (restart instead) when one of them cannot take them in place: not
+        analysed now, or its new rules cannot be applied."""
+        runner = self.runner
+        if runner is None:
+            return False
+        changed = [a for a in work if self._rule_stamps.get(a.camera_id) != _stamp(a)]
+        if not changed:
+            return True
+        configs = []
+        for a in changed:
+            if str(a.camera_id) not in runner.cameras:
+                return False
+            try:
+                configs.append(_to_config(a, self.options.simulate_files))
+            except Exception:  # (the restart leaves it out and says why)
+                return False
+        for config in configs:
+            runner.set_rules(config)
+        for a in changed:
+            self._rule_stamps[a.camera_id] = _stamp(a)
+        self.rule_updates += 1
+        log.info(
+            "worker %s: %s of camera(s) %s; the others go on",
+            self.name,
+            RULES_APPLIED_IN_PLACE,
+            ", ".join(c.key for c in configs),
+        )
+        return True
 
     def _not_analysed(self, cam: CameraOut, reason: str) -> None:
         """A camera whose rules cannot be applied: left out, and its health says why."""

@@ -289,6 +289,8 @@ class MultiCameraRunner:
         self.class_names = class_names
         self._offline: list[tuple[str, str]] = []
         self._offline_lock = threading.Lock()
+        self._new_rules: dict[str, CameraConfig] = {}
+        self._rules_lock = threading.Lock()
         self.cameras: dict[str, _Camera] = {}
         for c in cameras:
             source = CameraSource(
@@ -400,8 +402,30 @@ class MultiCameraRunner:
             self.errors += 1
             log.exception("camera %s: event callback failed", ev.camera)
 
+    def set_rules(self, config: CameraConfig) -> None:
+        """Give a running camera new zones and lines (those of `config`), taken up before
+        the next round: its stream, its tracks and the other cameras go on, where a restart
+        would reopen every stream and see every object in a zone enter it again. Counts not
+        yet stored are kept. KeyError for a camera this runner does not analyse."""
+        if config.key not in self.cameras:
+            raise KeyError(config.key)
+        with self._rules_lock:
+            self._new_rules[config.key] = config
+
+    def _take_up_new_rules(self) -> None:
+        with self._rules_lock:
+            new, self._new_rules = self._new_rules, {}
+        for key, config in new.items():
+            cam = self.cameras[key]
+            cam.config = replace(cam.config, zones=config.zones, lines=config.lines)
+            # Scaled to the picture, with a new rules engine (unstored counts moved to it),
+            # at the camera's next frame.
+            cam.size = None
+
     def step(self) -> bool:
         """One round over every camera with a new frame; False when none had one."""
+        if self._new_rules:
+            self._take_up_new_rules()
         items: list[tuple[_Camera, Frame]] = []
         for cam in self.cameras.values():
             f = cam.source.take()
