@@ -42,14 +42,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 PKT = timezone(timedelta(hours=5), "PKT")
 WALL_MAX = 24
-_STATUS_COLOURS = {
-    "online": "positive",
-    "offline": "negative",
-    "frozen": "warning",
-    "dark": "grey",
-    "tampered": "deep-orange",
-    "unknown": "grey",
-}
 
 
 @dataclass
