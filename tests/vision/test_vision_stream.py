@@ -241,7 +241,7 @@ def test_a_clip_appears_under_its_name_only_once_whole(
         [".second.mp4.part", "first.mp4"],
         [".second.ts.part", "first.mp4"],
     ]
-    assert rec.written == [folder / "first.mp4", folder / "second.ts"]
+    assert list(rec.written) == [folder / "first.mp4", folder / "second.ts"]
     assert sorted(p.name for p in folder.iterdir()) == ["first.mp4", "second.ts"]
     with av.open(str(folder / "second.ts")) as c:
         assert sum(1 for _ in c.decode(video=0)) >= 10

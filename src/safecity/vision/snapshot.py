@@ -112,7 +112,8 @@ class ClipRecorder:
         self._lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._stream: Any = None
-        self.written: list[Path] = []
+        #: The newest clips written (a recorder runs for weeks: not every clip).
+        self.written: deque[Path] = deque(maxlen=100)
 
     def __call__(self, stream: Any, packet: Any) -> None:
         if packet.size == 0 or packet.pts is None:
