@@ -91,6 +91,7 @@ def import_history(
         session.execute(delete(HistoryIncident).where(HistoryIncident.dataset == dataset))
         session.execute(delete(HistoryImport).where(HistoryImport.dataset == dataset))
     keep = np.ones(len(incidents), dtype=bool)
+    utc_all = incidents.utc()  # once: matched against stored rows, then stored
     duplicates = report.duplicate_id
     examples = list(report.examples)
     if incidents.ids is not None:
@@ -110,7 +111,7 @@ def import_history(
             if again:
                 examples.append(f"{again} ids already in dataset {dataset!r}: skipped")
     if not replace and len(incidents):
-        again = _already_imported(session, dataset, incidents, keep)
+        again = _already_imported(session, dataset, incidents, utc_all, keep)
         duplicates += again
         if again:
             examples.append(
@@ -136,7 +137,7 @@ def import_history(
     )
     session.add(row)
     session.flush()
-    utc = inc.utc()
+    utc = [utc_all[i] for i in np.flatnonzero(keep)]
     ids = inc.ids or [None] * len(inc)
     types = inc.types.tolist()
     batch: list[dict[str, Any]] = []
@@ -436,7 +437,11 @@ def _dataset_tz(session: Session, dataset: str) -> str:
 
 
 def _already_imported(
-    session: Session, dataset: str, incidents: Incidents, keep: npt.NDArray[np.bool_]
+    session: Session,
+    dataset: str,
+    incidents: Incidents,
+    utc: list[datetime],
+    keep: npt.NDArray[np.bool_],
 ) -> int:
     """Marks in `keep` the rows without an id that repeat an incident already stored in
     the dataset (same second, place to 1e-6 degree and type), as many times as it is
@@ -455,8 +460,7 @@ def _already_imported(
         is None
     ):
         return 0
-    utc = incidents.select(np.isin(np.arange(len(incidents)), no_id)).utc()
-    lo, hi = min(utc), max(utc)
+    lo, hi = min(utc[i] for i in no_id), max(utc[i] for i in no_id)
     stored: dict[tuple[Any, ...], int] = {}
     rows = session.execute(
         select(*_WHEN_WHERE_WHAT).where(
@@ -472,8 +476,8 @@ def _already_imported(
         return 0
     marked = 0
     types = incidents.types.tolist()
-    for i, at in zip(no_id, utc, strict=True):
-        key = _incident_key(at, incidents.lon[i], incidents.lat[i], types[i])
+    for i in no_id:
+        key = _incident_key(utc[i], incidents.lon[i], incidents.lat[i], types[i])
         if stored.get(key, 0) > 0:
             stored[key] -= 1
             keep[i] = False
