@@ -339,11 +339,25 @@ def test_event_review_live_with_snapshot(
             ) from None
 
     rows_move_on(opened)
+
+    # Each event once, newest first: an event the page read from the database the bus
+    # delivers too (published after its commit); repeated row keys left stale rows.
+    def events_shown() -> list[int]:
+        ids: list[int] = page.evaluate(
+            """() => [...document.querySelectorAll('#event-table tbody tr')]
+                 .map((r) => Number(r.querySelectorAll('td')[8].textContent.trim()))"""
+        )
+        return ids
+
+    shown = events_shown()
+    assert shown == sorted(set(shown), reverse=True), shown
     # The page's connection drops and comes back (a busy network): its live events go on.
     page.evaluate("window.socket.io.engine.close()")
     page.wait_for_function("window.socket.connected && window.did_handshake", timeout=30_000)
     rows_move_on(api(video_server, "GET", "/api/v1/video/events?limit=1", token)[0]["at"])
     assert page.evaluate("window.__noReload === true"), "the event list was reloaded"
+    shown = events_shown()
+    assert shown == sorted(set(shown), reverse=True), shown
 
     # Alerts only.
     page.get_by_text("Alerts only").click()

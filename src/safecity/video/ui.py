@@ -172,7 +172,12 @@ def _events(
     codes = _camera_codes(actor)
     with _rt().sessions() as s:
         events = service.list_events(
-            s, alerts_only=alerts_only, camera_id=camera_id, kind=kind, limit=200, actor=actor
+            s,
+            alerts_only=alerts_only,
+            camera_id=camera_id,
+            kind=kind,
+            limit=EVENT_ROWS_SHOWN,
+            actor=actor,
         )
         return [
             _event_row(e.model_dump(), codes.get(e.camera_id, str(e.camera_id))) for e in events
@@ -197,6 +202,23 @@ def _event_row(e: dict[str, Any], code: str) -> dict[str, Any]:
         "alert": "yes" if e["alert"] else "",
         "incident": e.get("incident_id") or "",
     }
+
+
+#: Rows the event review page keeps (the newest events).
+EVENT_ROWS_SHOWN = 200
+
+
+def _newest_events_first(*row_lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of all lists, each event once, newest (highest id) first, at most
+    `EVENT_ROWS_SHOWN`. An event can come both from the database (a reload reads it after
+    its commit) and from the bus (published after that commit, fetched after the reload):
+    a table whose rows repeat a key is drawn wrong by the browser (stale rows stay on the
+    page whatever the filter), so each event is shown once."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    for rows in row_lists:
+        for r in rows:
+            by_id.setdefault(r["id"], r)
+    return sorted(by_id.values(), key=lambda r: int(r["id"]), reverse=True)[:EVENT_ROWS_SHOWN]
 
 
 @dataclass
@@ -489,6 +511,8 @@ def register_pages(runtime: Runtime) -> None:
             {"name": k, "label": k.capitalize(), "field": k}
             for k in ("time", "camera", "kind", "rule", "class", "conf", "alert", "incident")
         ]
+        # The event's number, as its detail and the API name it (an operator quotes it).
+        columns.append({"name": "id", "label": "Event", "field": "id"})
         with ui.row().classes("w-full no-wrap gap-4"):
             table = (
                 ui.table(columns=columns, rows=[], row_key="id", pagination=25)
@@ -502,10 +526,22 @@ def register_pages(runtime: Runtime) -> None:
                 player.set_visibility(False)
                 clip_note = ui.label("").props("id=event-clip-note")
 
+        # Each reload is numbered: a slower one that finishes after a later one (filters
+        # changed quickly) is dropped. Live rows that arrive while a reload reads the
+        # database are kept for it: the read may have missed them.
+        loads = {"started": 0}
+        arrived_during_load: list[dict[str, Any]] = []
+
         async def load() -> None:
-            table.rows = await _io(
+            loads["started"] += 1
+            mine = loads["started"]
+            arrived_during_load.clear()
+            rows = await _io(
                 _events, bool(alerts.value), camera_sel.value or None, kind_sel.value or None, who
             )
+            if mine != loads["started"]:
+                return
+            table.rows = _newest_events_first(rows, arrived_during_load)
             table.update()
 
         async def show(event_id: int) -> None:
@@ -539,7 +575,7 @@ def register_pages(runtime: Runtime) -> None:
             await show(event)
 
         async def pump() -> None:
-            while not client.is_deleted if hasattr(client, "is_deleted") else True:
+            while not client.is_deleted:
                 msgs = await sub.fetch_async(batch=100, timeout=5.0)
                 fresh = []
                 for m in msgs:
@@ -556,9 +592,14 @@ def register_pages(runtime: Runtime) -> None:
                         continue
                     if visible is not None and m.data.get("camera_id") not in visible:
                         continue
-                    fresh.append(_event_row(m.data, m.data.get("camera_code", "")))
+                    try:
+                        fresh.append(_event_row(m.data, m.data.get("camera_code", "")))
+                    except (KeyError, TypeError, ValueError):
+                        # One malformed message must not end the page's live events.
+                        log.warning("event review: unreadable event %s", m.data.get("id"))
                 if fresh:
-                    table.rows = (list(reversed(fresh)) + table.rows)[:200]
+                    arrived_during_load[:] = _newest_events_first(fresh, arrived_during_load)
+                    table.rows = _newest_events_first(fresh, table.rows)
                     table.update()
 
         task = asyncio.create_task(pump())
