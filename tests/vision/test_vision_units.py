@@ -191,6 +191,9 @@ def test_track_gone_inside_a_zone_leaves_it() -> None:
     assert eng.update(Detections.empty(), 0.5) == []
     leave = eng.update(Detections.empty(), 1.5)
     assert [e.kind for e in leave] == ["zone_leave"] and leave[0].extra["lost"]
+    # It leaves as what it was last seen as (the event review shows its class).
+    assert (leave[0].class_name, leave[0].confidence) == ("person", pytest.approx(0.9))
+    assert leave[0].box == (10.0, 10.0, 30.0, 50.0) and leave[0].track_id == 3
 
 
 def test_congestion_alert_when_traffic_slows() -> None:

@@ -113,6 +113,10 @@ class _TrackState:
     zones: dict[str, float] = field(default_factory=dict)  # zone -> entered at
     loitered: set[str] = field(default_factory=set)
     speed: float = 0.0  # pixels per second
+    # As last seen: a track that is lost still leaves its zones as what it was.
+    class_name: str = ""
+    confidence: float = 0.0
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -221,6 +225,8 @@ class RuleEngine:
                 st = _TrackState(p, t)
                 self._tracks[tid] = st
             st.anchor, st.t = p, t
+            st.class_name, st.confidence = names[i], float(tracks.confidence[i])
+            st.box = (x0, y0, x1, y1)
             for z in self.zones:
                 now_in = bool(inside[z.name][i]) and self._wanted(z.classes, names[i])
                 if now_in and z.name not in st.zones:
@@ -256,6 +262,9 @@ class RuleEngine:
                             zname,
                             t,
                             track_id=tid,
+                            class_name=st.class_name,
+                            confidence=st.confidence,
+                            box=st.box,
                             extra={"dwell_s": round(st.t - entered, 1), "lost": True},
                         )
                     )
