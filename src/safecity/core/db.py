@@ -26,6 +26,11 @@ from safecity.core.bus import EventBus
 
 log = logging.getLogger(__name__)
 
+#: The largest id an INTEGER id column holds (32 bits on PostgreSQL; SQLite's driver
+#: overflows past 64 bits): a larger id names no row, so it is refused as input (a 422
+#: naming it, or NotFound from a service) before any query sees it.
+MAX_ROW_ID = 2**31 - 1
+
 # Stable constraint names so migrations are identical on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",

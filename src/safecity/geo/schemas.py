@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Level = Literal["province", "district", "tehsil", "station"]
+#: The area types response targets are set for.
+AREA_TYPES = ("urban", "rural")
 
 
 class Location(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -18,12 +19,18 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds
-from safecity.core.db import publish_after_commit
+from safecity.core.db import MAX_ROW_ID, publish_after_commit
 from safecity.core.errors import InvalidInput, NotFound
 from safecity.geo import validation
 from safecity.geo.index import JurisdictionIndex
 from safecity.geo.models import LEVELS, Jurisdiction
-from safecity.geo.schemas import ImportReport, JurisdictionOut, Level, Location
+from safecity.geo.schemas import (
+    AREA_TYPES,
+    ImportReport,
+    JurisdictionOut,
+    Level,
+    Location,
+)
 
 PARENT_LEVEL: dict[str, str | None] = {
     "province": None,
@@ -100,6 +107,7 @@ def import_geojson(
                     f"feature {i} ({feat.name!r}): {outside:.1%} of its area lies outside "
                     f"{parent_level} {parent.name!r}; fix the boundary or the parent name"
                 )
+        problems.extend(_property_problems(i, feat))
         rows.append((feat, parent))
     for parent in parents.values():
         children = [f.geometry for f, p in rows if p is not None and p.id == parent.id]
@@ -139,6 +147,39 @@ def import_geojson(
     _LOCATORS.invalidate()
     return ImportReport(
         level=level, created=created, updated=updated, warnings=[w.message for w in layer.warnings]
+    )
+
+
+def _property_problems(i: int, feat: validation.ValidatedFeature) -> list[str]:
+    """The properties `_fill` stores beyond the boundary, checked rather than dropped: a
+    NaN station position was stored as NULL (the station losing its building), one out of
+    range put it elsewhere, and an unknown area type silently became urban (other response
+    targets)."""
+    props = feat.properties
+    problems = []
+    lon, lat = props.get("station_lon"), props.get("station_lat")
+    given = lon is not None or lat is not None  # neither: the polygon's own point is used
+    if given and not (_degrees(lon, 180.0) and _degrees(lat, 90.0)):
+        problems.append(
+            f"feature {i} ({feat.name!r}): station_lon/station_lat must both be numbers "
+            f"within -180..180 / -90..90 (WGS84 degrees), got {lon!r}, {lat!r}"
+        )
+    area_type = props.get("area_type")
+    if area_type is not None and area_type not in AREA_TYPES:
+        problems.append(
+            f"feature {i} ({feat.name!r}): area_type {area_type!r} is not one of "
+            f"{', '.join(AREA_TYPES)}"
+        )
+    return problems
+
+
+def _degrees(value: Any, limit: float) -> bool:
+    """A finite number within -limit..limit (JSON's true is no number here)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and -limit <= value <= limit
     )
 
 
@@ -186,8 +227,7 @@ def _fill(
     else:
         p = geom.representative_point()
         row.lon, row.lat = p.x, p.y
-    area_type = props.get("area_type", "urban")
-    row.area_type = area_type if area_type in ("urban", "rural") else "urban"
+    row.area_type = props.get("area_type") or "urban"  # checked by `_property_problems`
     row.properties = {k: v for k, v in props.items() if _jsonable(v)}
     row.updated_at = now
 
@@ -355,18 +395,21 @@ def jurisdiction_ids(location: Location) -> JurisdictionIds:
 # --------------------------------------------------------------------------- read
 
 
-def get_jurisdiction(session: Session, *, jurisdiction_id: int) -> JurisdictionOut:
-    row = session.get(Jurisdiction, jurisdiction_id)
+def _jurisdiction(session: Session, jurisdiction_id: int) -> Jurisdiction:
+    # An id past the INTEGER column names no row (and would fail the query itself).
+    row = session.get(Jurisdiction, jurisdiction_id) if 1 <= jurisdiction_id <= MAX_ROW_ID else None
     if row is None:
         raise NotFound(f"jurisdiction {jurisdiction_id} does not exist")
-    return _out(row)
+    return row
+
+
+def get_jurisdiction(session: Session, *, jurisdiction_id: int) -> JurisdictionOut:
+    return _out(_jurisdiction(session, jurisdiction_id))
 
 
 def ids_of(session: Session, *, jurisdiction_id: int) -> JurisdictionIds:
     """The hierarchy ids of a jurisdiction (for scoping rows attached to a station)."""
-    row = session.get(Jurisdiction, jurisdiction_id)
-    if row is None:
-        raise NotFound(f"jurisdiction {jurisdiction_id} does not exist")
+    row = _jurisdiction(session, jurisdiction_id)
     ids = {"station": None, "tehsil": row.tehsil_id, "district": row.district_id}
     ids[row.level] = row.id
     return JurisdictionIds(
@@ -379,10 +422,7 @@ def ids_of(session: Session, *, jurisdiction_id: int) -> JurisdictionIds:
 
 def area_type(session: Session, *, station_id: int) -> str:
     """`urban` or `rural`: response-time targets differ by area type."""
-    row = session.get(Jurisdiction, station_id)
-    if row is None:
-        raise NotFound(f"jurisdiction {station_id} does not exist")
-    return row.area_type
+    return _jurisdiction(session, station_id).area_type
 
 
 def list_jurisdictions(
@@ -392,6 +432,8 @@ def list_jurisdictions(
     if level is not None:
         q = q.where(Jurisdiction.level == level)
     if parent_id is not None:
+        if not 1 <= parent_id <= MAX_ROW_ID:
+            return []  # no row has such an id (and the query itself would fail)
         q = q.where(Jurisdiction.parent_id == parent_id)
     return [_out(r) for r in session.scalars(q)]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from safecity.core.db import MAX_ROW_ID
 
 CallSource = Literal["call", "panic", "camera", "eido", "field"]
 
@@ -136,7 +138,7 @@ class IncidentTypeOut(BaseModel):
 
 
 class IncidentTypeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     label: str = Field(min_length=1, max_length=128)
     apco_code: str = Field(min_length=2, max_length=16, pattern=r"^[A-Z0-9]+$")
@@ -165,8 +167,15 @@ class ResponseTargetIn(BaseModel):
     unattended_s: int = Field(ge=10, le=86400)
 
 
+#: Statuses with a route of their own, which also records where the incident went (the
+#: incident it was merged into, the agency it was handed to): set through the status route
+#: they left that empty and, for a merge, the calls behind.
+_OWN_ROUTE = {"merged": "merge", "transferred": "transfer"}
+
+
 class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Stripped: a disposition of spaces is no disposition.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: str = Field(description="Target status, e.g. acknowledged, resolved, closed")
     note: str = Field("", max_length=2000)
@@ -174,17 +183,30 @@ class StatusChange(BaseModel):
         None, max_length=64, description="Required when resolving: e.g. arrested, advised"
     )
 
+    @field_validator("status")
+    @classmethod
+    def _not_merge_or_transfer(cls, value: str) -> str:
+        route = _OWN_ROUTE.get(value)
+        if route is not None:
+            raise ValueError(
+                f"{value!r} is set by POST /api/v1/incidents/{{id}}/{route}, which records "
+                f"where the incident went"
+            )
+        return value
+
 
 class TransferIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    station_id: int | None = Field(None, description="Another police station")
-    agency_code: str | None = Field(None, description="Another agency: R1122, TRAFFIC, CTD")
+    station_id: int | None = Field(None, ge=1, le=MAX_ROW_ID, description="Another police station")
+    agency_code: str | None = Field(
+        None, min_length=1, max_length=32, description="Another agency: R1122, TRAFFIC, CTD"
+    )
     reason: str = Field(min_length=3, max_length=1000)
 
 
 class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    into_incident_id: int
+    into_incident_id: int = Field(ge=1, le=MAX_ROW_ID, description="The incident kept open")
     note: str = Field("", max_length=1000)

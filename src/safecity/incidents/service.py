@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import threading
 import time
 import weakref
@@ -33,7 +34,7 @@ from sqlalchemy.types import NullType
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
 from safecity.core.bulk import BulkStatement, ListQuery
-from safecity.core.db import Base, UTCDateTime, call_after_commit, publish_after_commit
+from safecity.core.db import MAX_ROW_ID, Base, UTCDateTime, call_after_commit, publish_after_commit
 from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.geo import service as geo
 from safecity.geo.schemas import Location
@@ -84,8 +85,12 @@ def set_type(
 ) -> IncidentTypeOut:
     """Create or change an incident type (command centre admin)."""
     actor.require(Perm.USERS_ADMIN)
-    if not code.replace("_", "").isalnum() or not code.islower():
-        raise InvalidInput("type code must be lower-case letters, digits and _")
+    # At most 32 characters: the column's width, and what a call's `category` may hold (a
+    # longer code was stored, but no call could ever name it).
+    if _TYPE_CODE.fullmatch(code) is None:
+        raise InvalidInput(
+            f"code {code[:40]!r}: a type code is 1-32 lower-case letters a-z, digits and _"
+        )
     row = session.get(IncidentType, code) or IncidentType(code=code)
     for k, v in type_in.model_dump().items():
         setattr(row, k, v)
@@ -93,6 +98,9 @@ def set_type(
     session.flush()
     _TYPES.invalidate()
     return IncidentTypeOut.model_validate(row)
+
+
+_TYPE_CODE = re.compile(r"[a-z0-9_]{1,32}")
 
 
 class _TypeCache:
@@ -1205,7 +1213,8 @@ def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 def split_call(session: Session, *, call_id: int, actor: Principal, now: datetime) -> CallAccepted:
     """Undo a duplicate link: the call becomes an incident of its own. Commits."""
     actor.require(Perm.CALLS_CREATE)
-    row = session.get(Call, call_id)
+    # An id past the INTEGER column names no row (and would fail the query itself).
+    row = session.get(Call, call_id) if 1 <= call_id <= MAX_ROW_ID else None
     if row is None:
         raise NotFound(f"call {call_id} does not exist")
     if not row.linked_as_duplicate:
@@ -1247,7 +1256,8 @@ def split_call(session: Session, *, call_id: int, actor: Principal, now: datetim
 
 
 def _incident(session: Session, incident_id: int) -> Incident:
-    inc = session.get(Incident, incident_id)
+    # An id past the INTEGER column names no row (and would fail the query itself).
+    inc = session.get(Incident, incident_id) if 1 <= incident_id <= MAX_ROW_ID else None
     if inc is None:
         raise NotFound(f"incident {incident_id} does not exist")
     return inc
@@ -1447,6 +1457,13 @@ def list_incidents(
     actor.require(Perm.INCIDENTS_READ)
     if not 1 <= limit <= 100_000:
         raise InvalidInput("limit must be between 1 and 100000")
+    for name, value in (("since", since), ("until", until)):
+        # Stored times are UTC: a time without a zone cannot be compared with them.
+        if value is not None and value.utcoffset() is None:
+            raise InvalidInput(
+                f"{name}: {value.isoformat()} has no time zone; give one, e.g. "
+                f"{value.isoformat()}Z or {value.isoformat()}+05:00"
+            )
     q = select(Incident).order_by(Incident.id.desc()).limit(limit)
     if actor.scope_level != "all":
         q = q.where(getattr(Incident, f"{actor.scope_level}_id") == actor.scope_id)

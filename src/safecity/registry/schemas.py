@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from safecity.core.db import MAX_ROW_ID
 
 SiteKind = Literal[
     "chowk",
@@ -42,8 +44,27 @@ Lon = Field(ge=-180, le=180, description="Longitude, WGS84 degrees")
 Lat = Field(ge=-90, le=90, description="Latitude, WGS84 degrees")
 
 
+def _row_id(description: str) -> Any:
+    """An id of another row: a larger one than the INTEGER column holds names no row."""
+    return Field(None, ge=1, le=MAX_ROW_ID, description=description)
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Update(_In):
+    """A partial update: a field left out keeps its value. Those in `_NOT_NULL` are
+    required columns: sent as null they reached the database (IntegrityError, a 500)."""
+
+    _NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*")
+    @classmethod
+    def _null_only_where_allowed(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls._NOT_NULL:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 class _Out(BaseModel):
@@ -57,7 +78,9 @@ class AgencyIn(_In):
     phone: str | None = Field(None, max_length=32)
 
 
-class AgencyUpdate(_In):
+class AgencyUpdate(_Update):
+    _NOT_NULL = frozenset({"name", "kind"})
+
     name: str | None = Field(None, min_length=1, max_length=128)
     kind: AgencyKind | None = None
     phone: str | None = Field(None, max_length=32)
@@ -76,7 +99,9 @@ class SiteIn(_In):
     address: str | None = Field(None, max_length=256)
 
 
-class SiteUpdate(_In):
+class SiteUpdate(_Update):
+    _NOT_NULL = frozenset({"name", "kind", "lon", "lat"})
+
     name: str | None = Field(None, min_length=1, max_length=128)
     kind: SiteKind | None = None
     lon: float | None = Field(None, ge=-180, le=180)
@@ -123,7 +148,9 @@ class CameraIn(_In):
     lat: float | None = Field(None, ge=-90, le=90, description="Defaults to the site's")
 
 
-class CameraUpdate(_In):
+class CameraUpdate(_Update):
+    _NOT_NULL = frozenset({"name", "kind", "stream_url", "status"})
+
     name: str | None = Field(None, min_length=1, max_length=128)
     kind: CameraKind | None = None
     stream_url: str | None = Field(None, max_length=512, pattern=_STREAM_URL)
@@ -154,18 +181,20 @@ class UnitIn(_In):
     code: str = Field(min_length=1, max_length=32)
     callsign: str = Field(min_length=1, max_length=32)
     kind: UnitKind
-    home_station_id: int
+    home_station_id: int = Field(ge=1, le=MAX_ROW_ID, description="The unit's police station")
     lon: float = Lon
     lat: float = Lat
     status: UnitStatus = "available"
     agency_code: str | None = None
 
 
-class UnitUpdate(_In):
+class UnitUpdate(_Update):
+    _NOT_NULL = frozenset({"callsign", "kind", "status", "home_station_id"})
+
     callsign: str | None = Field(None, min_length=1, max_length=32)
     kind: UnitKind | None = None
     status: UnitStatus | None = None
-    home_station_id: int | None = None
+    home_station_id: int | None = _row_id("The unit's police station")
 
 
 class UnitOut(_Out):
@@ -186,19 +215,21 @@ class OfficerIn(_In):
     code: str = Field(min_length=1, max_length=32, description="Belt or service number")
     name: str = Field(min_length=1, max_length=128)
     rank: Rank
-    station_id: int | None = None
-    tehsil_id: int | None = None
-    district_id: int | None = None
+    station_id: int | None = _row_id("Police station (a jurisdiction of that level)")
+    tehsil_id: int | None = _row_id("Tehsil (a jurisdiction of that level)")
+    district_id: int | None = _row_id("District (a jurisdiction of that level)")
     unit_code: str | None = None
     username: str | None = None
 
 
-class OfficerUpdate(_In):
+class OfficerUpdate(_Update):
+    _NOT_NULL = frozenset({"name", "rank"})
+
     name: str | None = Field(None, min_length=1, max_length=128)
     rank: Rank | None = None
-    station_id: int | None = None
-    tehsil_id: int | None = None
-    district_id: int | None = None
+    station_id: int | None = _row_id("Police station (a jurisdiction of that level)")
+    tehsil_id: int | None = _row_id("Tehsil (a jurisdiction of that level)")
+    district_id: int | None = _row_id("District (a jurisdiction of that level)")
     username: str | None = None
 
 

@@ -13,12 +13,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal
 from safecity.core.bulk import BulkStatement
-from safecity.core.db import Base, publish_after_commit
+from safecity.core.db import MAX_ROW_ID, Base, publish_after_commit
 from safecity.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from safecity.geo import service as geo
 from safecity.registry.models import Agency, Camera, Officer, Site, Unit
@@ -46,7 +46,8 @@ M = TypeVar("M", bound=Base)
 
 
 def _get(session: Session, model: type[M], row_id: int) -> M:
-    row = session.get(model, row_id)
+    # An id past the INTEGER column names no row (and would fail the query itself).
+    row = session.get(model, row_id) if 1 <= row_id <= MAX_ROW_ID else None
     if row is None:
         raise NotFound(f"{model.__tablename__[:-1]} {row_id} does not exist")
     return row
@@ -68,6 +69,24 @@ def _place(session: Session, row: Site | Camera | Unit, lon: float, lat: float) 
     loc = geo.locate_point(session, lon=lon, lat=lat)
     row.lon, row.lat = lon, lat
     row.station_id, row.tehsil_id, row.district_id = loc.station_id, loc.tehsil_id, loc.district_id
+
+
+def _check_jurisdiction(session: Session, field: str, level: str, jurisdiction_id: int) -> None:
+    """`jurisdiction_id`, given as `field` of a body, names a jurisdiction of `level`: an
+    unknown id or another level was stored as is (a unit homed at a district)."""
+    try:
+        got = geo.get_jurisdiction(session, jurisdiction_id=jurisdiction_id)
+    except NotFound:
+        raise InvalidInput(f"{field}: jurisdiction {jurisdiction_id} does not exist") from None
+    if got.level != level:
+        word = "a police station" if level == "station" else f"a {level}"
+        raise InvalidInput(f"{field}: {jurisdiction_id} is a {got.level}, not {word}")
+
+
+def _check_officer_places(session: Session, data: dict[str, Any]) -> None:
+    for level in ("station", "tehsil", "district"):
+        if data.get(f"{level}_id") is not None:
+            _check_jurisdiction(session, f"{level}_id", level, data[f"{level}_id"])
 
 
 def _changed(session: Session, kind: str, row_id: int, action: str) -> None:
@@ -304,11 +323,7 @@ def delete_camera(session: Session, *, camera_id: int) -> None:
 
 def create_unit(session: Session, *, unit_in: UnitIn, now: datetime) -> UnitOut:
     _unique_code(session, Unit, unit_in.code)
-    home = geo.get_jurisdiction(session, jurisdiction_id=unit_in.home_station_id)
-    if home.level != "station":
-        raise InvalidInput(
-            f"home_station_id {unit_in.home_station_id} is a {home.level}, not a police station"
-        )
+    _check_jurisdiction(session, "home_station_id", "station", unit_in.home_station_id)
     agency_id = None
     if unit_in.agency_code is not None:
         agency = _by_code(session, Agency, unit_in.agency_code)
@@ -371,7 +386,10 @@ def list_units(
 
 def update_unit(session: Session, *, unit_id: int, update: UnitUpdate, now: datetime) -> UnitOut:
     row = _get(session, Unit, unit_id)
-    for k, v in update.model_dump(exclude_unset=True).items():
+    data = update.model_dump(exclude_unset=True)
+    if "home_station_id" in data:
+        _check_jurisdiction(session, "home_station_id", "station", data["home_station_id"])
+    for k, v in data.items():
         setattr(row, k, v)
     row.updated_at = now
     _changed(session, "unit", row.id, "updated")
@@ -451,9 +469,14 @@ def unit_points(
 #: The units' live positions, one row per unit: run thousands of times a second for an AVL
 #: gateway, so without SQLAlchemy's per-row parameter work (see `core.bulk`).
 _UNITS = cast(Table, Unit.__table__)
+#: Only to a newer fix: a fix that arrives late (a gateway catching up after an outage,
+#: batches overtaking each other) is history, not where the unit is now.
 _MOVE_UNITS = BulkStatement(
     update(_UNITS)
-    .where(_UNITS.c.id == bindparam("b_id"))
+    .where(
+        _UNITS.c.id == bindparam("b_id"),
+        or_(_UNITS.c.last_seen.is_(None), _UNITS.c.last_seen <= bindparam("not_before")),
+    )
     .values(
         lon=bindparam("lon"),
         lat=bindparam("lat"),
@@ -462,8 +485,19 @@ _MOVE_UNITS = BulkStatement(
         tehsil_id=bindparam("tehsil_id"),
         district_id=bindparam("district_id"),
     ),
-    names=("b_id", "lon", "lat", "last_seen", "station_id", "tehsil_id", "district_id"),
+    names=(
+        "b_id",
+        "not_before",
+        "lon",
+        "lat",
+        "last_seen",
+        "station_id",
+        "tehsil_id",
+        "district_id",
+    ),
 )
+#: The units' fix times, to tell a late fix from an unknown unit.
+_LAST_SEEN = select(Unit.id, Unit.last_seen).where(Unit.id.in_(bindparam("ids", expanding=True)))
 
 
 def missing_units(session: Session, *, unit_ids: Iterable[int]) -> set[int]:
@@ -485,7 +519,9 @@ def record_positions(
     session: Session, *, positions: list[tuple[int, float, float, datetime]]
 ) -> list[tuple[int, float, float, datetime]]:
     """Many GPS fixes at once (unit_id, lon, lat, at), located in one vectorised lookup and
-    written in one statement. Unknown units are refused whole. Returns what was stored."""
+    written in one statement. Unknown units are refused whole. A unit's position moves only
+    to a fix newer than the one it has (a late fix is only history: the caller keeps it as
+    such). Returns the fixes that moved a unit."""
     if not positions:
         return []
     latest: dict[int, tuple[int, float, float, datetime]] = {}
@@ -508,6 +544,7 @@ def record_positions(
         conn,
         {
             "b_id": uids,
+            "not_before": ats,
             "lon": lons,
             "lat": lats,
             "last_seen": ats,
@@ -516,16 +553,25 @@ def record_positions(
             "district_id": districts,
         },
     ).rowcount
-    # Unknown units are found from the update's row count where the driver reports it for
-    # a batch (SQLite, psycopg), which spares a lookup per batch; the caller's transaction
-    # is then rolled back.
+    # Unknown units and late fixes are found from the update's row count where the driver
+    # reports it for a batch (SQLite, psycopg), which spares a lookup per batch; for unknown
+    # units the caller's transaction is then rolled back.
+    moved = [True] * len(rows)
     if not conn.dialect.supports_sane_multi_rowcount or updated != len(rows):
-        missing = missing_units(session, unit_ids=uids)
+        seen: dict[int, datetime | None] = {}
+        for k in range(0, len(uids), 5000):  # well within any database's parameter limit
+            for uid, last_seen in conn.execute(_LAST_SEEN, {"ids": uids[k : k + 5000]}):
+                seen[uid] = last_seen
+        missing = {u for u in uids if u not in seen}
         if missing:
             raise unknown_units(missing)
-    for uid, lon, lat, at, sid, district in zip(
-        uids, lons, lats, ats, sids, districts, strict=True
+        # Not moved: the unit has a newer fix (after the update, a moved unit's is this one).
+        moved = [seen[u] is None or seen[u] == at for u, at in zip(uids, ats, strict=True)]
+    for uid, lon, lat, at, sid, district, ok in zip(
+        uids, lons, lats, ats, sids, districts, moved, strict=True
     ):
+        if not ok:
+            continue
         publish_after_commit(
             session,
             "units.location",
@@ -538,7 +584,7 @@ def record_positions(
                 "at": at.isoformat(),
             },
         )
-    return rows
+    return [r for r, ok in zip(rows, moved, strict=True) if ok]
 
 
 def delete_unit(session: Session, *, unit_id: int) -> None:
@@ -558,6 +604,7 @@ def create_officer(session: Session, *, officer_in: OfficerIn) -> OfficerOut:
             raise InvalidInput(f"unit {officer_in.unit_code!r} is not known")
         unit_id = unit.id
     data = officer_in.model_dump(exclude={"unit_code"})
+    _check_officer_places(session, data)
     row = Officer(**data, unit_id=unit_id)
     session.add(row)
     session.flush()
@@ -586,7 +633,9 @@ def unit_for_username(session: Session, *, username: str) -> UnitOut | None:
 
 def update_officer(session: Session, *, officer_id: int, update: OfficerUpdate) -> OfficerOut:
     row = _get(session, Officer, officer_id)
-    for k, v in update.model_dump(exclude_unset=True).items():
+    data = update.model_dump(exclude_unset=True)
+    _check_officer_places(session, data)
+    for k, v in data.items():
         setattr(row, k, v)
     _changed(session, "officer", row.id, "updated")
     return OfficerOut.model_validate(row)
@@ -621,12 +670,15 @@ def _rows_from(text: str, fmt: str) -> list[dict[str, Any]]:
     """Rows of a CSV file (header line) or a GeoJSON FeatureCollection of points."""
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames:
-            raise InvalidInput("CSV file is empty: expected a header line")
-        return [
-            {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k}
-            for r in reader
-        ]
+        try:
+            if not reader.fieldnames:
+                raise InvalidInput("CSV file is empty: expected a header line")
+            return [
+                {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k}
+                for r in reader
+            ]
+        except csv.Error as exc:  # e.g. a field past the csv module's limit (128 KiB)
+            raise InvalidInput(f"CSV file, after line {reader.line_num}: {exc}") from None
     if fmt == "geojson":
         import json
 
@@ -636,14 +688,28 @@ def _rows_from(text: str, fmt: str) -> list[dict[str, Any]]:
             raise InvalidInput(f"not valid JSON: {exc}") from None
         if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
             raise InvalidInput("GeoJSON must be a FeatureCollection of Point features")
+        features = doc.get("features") or []
+        if not isinstance(features, list):
+            raise InvalidInput("GeoJSON `features` must be a list of Point features")
+        # Each level checked for its type: a feature, geometry or coordinates of another
+        # JSON type failed with a TypeError or AttributeError (a 500).
         rows = []
-        for i, f in enumerate(doc.get("features") or []):
-            geom = (f or {}).get("geometry") or {}
-            if geom.get("type") != "Point" or len(geom.get("coordinates") or []) < 2:
+        for i, f in enumerate(features):
+            if not isinstance(f, dict):
+                raise InvalidInput(f"feature {i}: must be a GeoJSON Feature object")
+            geom = f.get("geometry") or {}
+            coords = geom.get("coordinates") if isinstance(geom, dict) else None
+            if (
+                not isinstance(geom, dict)
+                or geom.get("type") != "Point"
+                or not isinstance(coords, list)
+                or len(coords) < 2
+            ):
                 raise InvalidInput(f"feature {i}: geometry must be a Point [lon, lat]")
-            props = dict(f.get("properties") or {})
-            props["lon"], props["lat"] = geom["coordinates"][0], geom["coordinates"][1]
-            rows.append(props)
+            props = f.get("properties") or {}
+            if not isinstance(props, dict):
+                raise InvalidInput(f"feature {i}: properties must be an object")
+            rows.append({**props, "lon": coords[0], "lat": coords[1]})
         return rows
     raise InvalidInput(f"unknown format {fmt!r}: csv or geojson")
 

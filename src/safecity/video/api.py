@@ -14,6 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 
 from safecity.core.auth import Perm
+from safecity.core.db import MAX_ROW_ID
 from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
 from safecity.core.errors import NotFound
 from safecity.registry import service as registry
@@ -30,10 +31,10 @@ router = APIRouter(prefix="/api/v1/video", tags=["video"])
 READ = [requires(Perm.REGISTRY_READ)]
 WRITE = [requires(Perm.REGISTRY_WRITE)]
 
-EventId = Annotated[int, PathParam(ge=1, le=service.MAX_ROW_ID)]
-CameraId = Annotated[int, PathParam(ge=1, le=service.MAX_ROW_ID)]
-CameraFilter = Annotated[int | None, Query(ge=1, le=service.MAX_ROW_ID)]
-SiteFilter = Annotated[int | None, Query(ge=1, le=service.MAX_ROW_ID)]
+EventId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
+CameraId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
+CameraFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
+SiteFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 
 
 @router.get("/events", response_model=list[VideoEventOut], dependencies=READ)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds, Principal, Role
-from safecity.core.db import publish_after_commit
+from safecity.core.db import MAX_ROW_ID, publish_after_commit
 from safecity.core.errors import Forbidden, InvalidInput, NotFound, SafeCityError
 from safecity.incidents import service as incidents
 from safecity.incidents.schemas import CallIn
@@ -38,8 +38,6 @@ _REGISTRY_STATUSES = {"online", "offline", "frozen", "dark", "tampered"}
 #: The health status of a camera that a worker does not analyse because its stored rules
 #: cannot be applied (the reason says which rule and how to fix it).
 MISCONFIGURED = "misconfigured"
-#: Ids are INTEGER columns (32 bits on PostgreSQL): a larger id names no row.
-MAX_ROW_ID = 2**31 - 1
 #: Who opens incidents from camera alerts (a machine principal: the camera gateway role).
 VIDEO_ACTOR = Principal(subject="system:video", name="video analytics", role=Role.CAMERA_GATEWAY)
 

@@ -31,6 +31,7 @@ from nicegui import app as nicegui_app
 from nicegui import run, ui
 
 from safecity.core.auth import Perm, Principal, principal_from_token
+from safecity.core.db import MAX_ROW_ID
 from safecity.core.errors import NotFound, SafeCityError, Unauthenticated
 from safecity.core.runtime import Runtime
 from safecity.registry import service as registry
@@ -679,7 +680,7 @@ def register_pages(runtime: Runtime) -> None:
         rt = _rt()
 
         def load() -> tuple[Any, Any]:
-            if not 1 <= camera_id <= service.MAX_ROW_ID:  # (the query would fail)
+            if not 1 <= camera_id <= MAX_ROW_ID:  # (the query would fail)
                 raise NotFound(f"camera {camera_id} does not exist")
             with rt.sessions() as s:
                 return (
