@@ -168,3 +168,20 @@ def login(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> d
     r = client.post("/api/v1/auth/token", data={"username": username, "password": password})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def open_incident(client: TestClient, lon: float, lat: float, category: str = "robbery") -> int:
+    """A call taken at (lon, lat) as a new incident (never linked as a duplicate): its id."""
+    r = client.post(
+        "/api/v1/calls",
+        headers=login(client, "calltaker"),
+        json={
+            "caller_number": "03001234567",
+            "lat": lat,
+            "lon": lon,
+            "category": category,
+            "link_duplicates": False,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["incident_id"])

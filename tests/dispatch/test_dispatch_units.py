@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import login
+from conftest import login, open_incident
 from safecity.core.runtime import Runtime
 
 
@@ -24,25 +24,9 @@ def _station_point(client: TestClient, name: str = "PS Gulbahar") -> tuple[float
     return p.x, p.y, int(f["properties"]["id"])
 
 
-def _call(client: TestClient, lon: float, lat: float, category: str = "robbery") -> int:
-    r = client.post(
-        "/api/v1/calls",
-        headers=login(client, "calltaker"),
-        json={
-            "caller_number": "03001234567",
-            "lat": lat,
-            "lon": lon,
-            "category": category,
-            "link_duplicates": False,
-        },
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["incident_id"])
-
-
 def test_recommendation_prefers_the_nearest_available_unit(cad_client: TestClient) -> None:
     lon, lat, _ = _station_point(cad_client)
-    iid = _call(cad_client, lon, lat)
+    iid = open_incident(cad_client, lon, lat)
     disp = login(cad_client, "dispatcher")
     # Put one unit right at the scene: it must come first.
     unit = cad_client.get("/api/v1/units", headers=disp).json()[-1]
@@ -63,8 +47,8 @@ def test_recommendation_prefers_the_nearest_available_unit(cad_client: TestClien
 
 def test_stacked_assignment_starts_when_the_unit_clears(cad_client: TestClient) -> None:
     lon, lat, _ = _station_point(cad_client)
-    first = _call(cad_client, lon, lat, "robbery")
-    second = _call(cad_client, lon + 0.01, lat, "assault")
+    first = open_incident(cad_client, lon, lat, "robbery")
+    second = open_incident(cad_client, lon + 0.01, lat, "assault")
     disp = login(cad_client, "dispatcher")
     unit = cad_client.get(f"/api/v1/incidents/{first}/recommendations", headers=disp).json()[0][
         "unit_id"
@@ -198,7 +182,7 @@ def test_panic_alert_creates_a_routed_p1_incident(
     assert "recommended" in [e["kind"] for e in detail["timeline"]]
     # Without a position the registered location is used; a wrong key is refused. A
     # second press beside the open robbery and the first press is still its own P1 incident.
-    robbery = _call(cad_client, lon, lat)
+    robbery = open_incident(cad_client, lon, lat)
     again = cad_client.post("/api/v1/panic", headers={"X-Device-Key": key}, json={})
     assert again.status_code == 201 and again.json()["priority"] == 1
     assert again.json()["incident_id"] not in (body["incident_id"], robbery)
@@ -216,7 +200,7 @@ def test_response_time_report_and_kpis(cad_client: TestClient, cad_runtime: Runt
     disp = login(cad_client, "dispatcher")
     clock = cad_runtime.clock
     for delay_dispatch, delay_scene in ((60, 300), (120, 600), (400, 2000)):
-        iid = _call(cad_client, lon, lat)
+        iid = open_incident(cad_client, lon, lat)
         unit = cad_client.get(f"/api/v1/incidents/{iid}/recommendations", headers=disp).json()[0][
             "unit_id"
         ]
@@ -266,7 +250,7 @@ def test_field_officer_reports_on_his_units_job_in_another_station(
     assert mine["unit_id"] is not None and me["scope_level"] == "station"
     stations = cad_client.get("/api/v1/geo/jurisdictions?level=station", headers=admin).json()
     other = next(s for s in stations if s["id"] != me["scope_id"])
-    iid = _call(cad_client, other["lon"], other["lat"])
+    iid = open_incident(cad_client, other["lon"], other["lat"])
     disp = login(cad_client, "dispatcher")
     r = cad_client.post(
         f"/api/v1/incidents/{iid}/dispatch", headers=disp, json={"unit_ids": [mine["unit_id"]]}

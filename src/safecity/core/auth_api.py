@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
 from safecity.core.auth import (
@@ -20,10 +20,14 @@ from safecity.core.auth import (
     create_user,
     issue_token,
 )
+from safecity.core.db import MAX_ROW_ID
 from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
 from safecity.core.models import User
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+#: A name shown to people: surrounding blanks dropped, so all blanks is no name.
+_Name = Annotated[str, StringConstraints(strip_whitespace=True)]
 
 
 class Token(BaseModel):
@@ -48,10 +52,12 @@ class UserIn(BaseModel):
 
     username: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9._-]+$")
     password: str = Field(min_length=8, max_length=256)
-    full_name: str = Field("", max_length=128)
+    full_name: _Name = Field("", max_length=128, description="Shown name; the username if blank")
     role: Role
     scope_level: str = "all"
-    scope_id: int | None = None
+    scope_id: int | None = Field(
+        None, ge=1, le=MAX_ROW_ID, description="The jurisdiction a scoped user is limited to"
+    )
 
 
 class UserOut(BaseModel):
@@ -69,7 +75,7 @@ class UserOut(BaseModel):
 class ServiceAccountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=2, max_length=64)
+    name: _Name = Field(min_length=2, max_length=64)
     role: Role
 
 

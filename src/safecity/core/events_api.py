@@ -52,6 +52,20 @@ def _frame(msg: Message) -> bytes:
     return f"id: {msg.event.seq}\ndata: {body}\n\n".encode()
 
 
+def _check_wildcards(subject: str) -> None:
+    """A wildcard is a whole token, and `>` only the last one: the bus's matching reads
+    `incidents.>.created` as `incidents.>` (every incidents event) and `incidents*` as a
+    literal token (no event at all), so either would be a stream of something else."""
+    tokens = subject.split(".")
+    for i, tok in enumerate(tokens):
+        if tok not in ("*", ">") and ("*" in tok or ">" in tok):
+            raise InvalidInput(
+                f"subjects: invalid filter {subject!r}: a wildcard (* or >) is a whole token"
+            )
+        if tok == ">" and i != len(tokens) - 1:
+            raise InvalidInput(f"subjects: invalid filter {subject!r}: > only as the last token")
+
+
 @router.get("/stream")
 async def stream(
     request: Request,
@@ -69,7 +83,8 @@ async def stream(
         try:
             validate_subject(s, allow_wildcards=True)
         except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+            raise InvalidInput(f"subjects: {exc}") from None
+        _check_wildcards(s)
     subs = [runtime.bus.subscribe(s, ack_wait=3600) for s in subjects]
 
     async def events() -> AsyncIterator[bytes]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope
 
 from safecity.core.auth import Perm, Principal
+from safecity.core.db import MAX_ROW_ID
 from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
 from safecity.core.errors import (
     InvalidInput,
@@ -43,10 +44,16 @@ from safecity.dispatch.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
 
+# Ids in paths are refused past the integer columns (a 422 naming the id, not a 500 from the
+# driver or the database).
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+UnitId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
 
 @router.get("/incidents/{incident_id}/recommendations", response_model=list[Recommendation])
 def recommendations(
-    incident_id: int,
+    incident_id: IncidentId,
     session: SessionDep,
     principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
@@ -59,7 +66,7 @@ def recommendations(
     "/incidents/{incident_id}/dispatch", response_model=list[AssignmentOut], status_code=201
 )
 def dispatch(
-    incident_id: int,
+    incident_id: IncidentId,
     body: DispatchIn,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -79,7 +86,7 @@ def dispatch(
 
 @router.get("/incidents/{incident_id}/assignments", response_model=list[AssignmentOut])
 def incident_assignments(
-    incident_id: int, session: SessionDep, principal: CurrentUser
+    incident_id: IncidentId, session: SessionDep, principal: CurrentUser
 ) -> list[AssignmentOut]:
     from safecity.incidents import service as incidents
 
@@ -93,14 +100,14 @@ def incident_assignments(
     dependencies=[requires(Perm.REGISTRY_READ)],
 )
 def unit_assignments(
-    unit_id: int, session: SessionDep, active_only: bool = True
+    unit_id: UnitId, session: SessionDep, active_only: bool = True
 ) -> list[AssignmentOut]:
     return service.assignments_of(session, unit_id=unit_id, active_only=active_only)
 
 
 @router.post("/units/{unit_id}/status", response_model=AssignmentOut)
 def unit_status(
-    unit_id: int,
+    unit_id: UnitId,
     body: UnitStatusIn,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -128,7 +135,7 @@ def unit_status(
     dependencies=[requires(Perm.INCIDENTS_READ)],
 )
 async def unit_location(
-    unit_id: int, body: PingIn, request: Request, runtime: RuntimeDep
+    unit_id: UnitId, body: PingIn, request: Request, runtime: RuntimeDep
 ) -> PingsAccepted:
     """One GPS fix of a unit."""
     ping = Ping(unit_id=unit_id, **body.model_dump())
@@ -237,7 +244,7 @@ def alerts(session: SessionDep, principal: CurrentUser, open_only: bool = True) 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
 def acknowledge(
-    alert_id: int, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
+    alert_id: AlertId, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
 ) -> AlertOut:
     out = service.acknowledge_alert(
         session, alert_id=alert_id, actor=principal, now=runtime.clock.now()
@@ -270,11 +277,17 @@ def panic(
     return service.panic(session, device_key=x_device_key, panic_in=body, now=runtime.clock.now())
 
 
-def _day(value: str, name: str) -> datetime:
+def _day(value: str, name: str, *, after: bool = False) -> datetime:
+    """The start of day `value` (`after`: of the day after it, the end of an inclusive
+    range)."""
     try:
-        return datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(), UTC)
+        day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise InvalidInput(f"`{name}` must be a date YYYY-MM-DD, not {value!r}") from None
+    try:
+        return datetime.combine(day + timedelta(days=int(after)), time(), UTC)
+    except OverflowError:  # the day after 9999-12-31
+        raise InvalidInput(f"`{name}` must be a date before {value}") from None
 
 
 @router.get(
@@ -294,7 +307,7 @@ def response_times(
         session,
         actor=principal,
         since=_day(from_, "from"),
-        until=_day(to, "to") + timedelta(days=1),
+        until=_day(to, "to", after=True),
         group_by=group_by,
     )
     if format == "csv":
@@ -318,7 +331,7 @@ def kpis(runtime: RuntimeDep, session: SessionDep, principal: CurrentUser) -> li
     response_class=Response,
     responses={200: {"content": {"application/cap+xml": {}}}},
 )
-def alert_cap(alert_id: int, session: SessionDep, principal: CurrentUser) -> Response:
+def alert_cap(alert_id: AlertId, session: SessionDep, principal: CurrentUser) -> Response:
     """The alert as an OASIS CAP 1.2 message, for sirens, SMS gateways and partner agencies."""
     return Response(
         service.alert_cap(session, alert_id=alert_id, actor=principal),

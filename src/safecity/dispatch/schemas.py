@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from safecity.core.db import MAX_ROW_ID
+
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 UnitStep = Literal["en_route", "on_scene", "cleared"]
 DeviceKind = Literal["citizen", "diplomatic_mission", "school", "bank", "business", "other"]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Stripped: a name of blanks would pass `min_length` and be stored as a blank name.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _whole_position(lat: float | None, lon: float | None) -> None:
+    """Both or neither: half a position would be completed from somewhere else."""
+    if (lat is None) != (lon is None):
+        missing = "lon" if lon is None else "lat"
+        raise ValueError(f"{missing}: give lat and lon together, or neither")
 
 
 class Recommendation(BaseModel):
@@ -27,7 +39,7 @@ class Recommendation(BaseModel):
 
 
 class DispatchIn(_In):
-    unit_ids: list[int] = Field(min_length=1, max_length=20)
+    unit_ids: list[RowId] = Field(min_length=1, max_length=20)
     note: str = Field("", max_length=1000)
 
 
@@ -49,7 +61,7 @@ class AssignmentOut(BaseModel):
 
 class UnitStatusIn(_In):
     status: UnitStep
-    incident_id: int | None = Field(
+    incident_id: RowId | None = Field(
         None, description="The assignment this step is for; defaults to the active one"
     )
     disposition: str | None = Field(
@@ -59,7 +71,7 @@ class UnitStatusIn(_In):
 
 
 class Ping(_In):
-    unit_id: int
+    unit_id: RowId
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     at: datetime | None = Field(None, description="GPS fix time; server time when absent")
@@ -99,8 +111,13 @@ class PanicDeviceIn(_In):
     name: str = Field(min_length=2, max_length=128)
     kind: DeviceKind
     phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")
-    lat: float | None = Field(None, ge=-90, le=90)
+    lat: float | None = Field(None, ge=-90, le=90, description="Registered address (with lon)")
     lon: float | None = Field(None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _position(self) -> PanicDeviceIn:
+        _whole_position(self.lat, self.lon)
+        return self
 
 
 class PanicDeviceCreated(BaseModel):
@@ -112,10 +129,21 @@ class PanicDeviceCreated(BaseModel):
 
 
 class PanicIn(_In):
-    lat: float | None = Field(None, ge=-90, le=90, description="Device position (GPS)")
+    lat: float | None = Field(
+        None, ge=-90, le=90, description="Device position (GPS, with lon); none: registered"
+    )
     lon: float | None = Field(None, ge=-180, le=180)
-    accuracy_m: float | None = Field(None, ge=0)
+    accuracy_m: float | None = Field(
+        None, ge=0, le=100_000, description="GPS accuracy radius; past 100 km it is no fix"
+    )
     note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _position(self) -> PanicIn:
+        # Half a position used to be completed with the registered address's other half:
+        # the incident was placed where neither the device nor its address is.
+        _whole_position(self.lat, self.lon)
+        return self
 
 
 class PanicAccepted(BaseModel):

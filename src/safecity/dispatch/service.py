@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from safecity.core.auth import JurisdictionIds, Perm, Principal, Role
 from safecity.core.bulk import BulkStatement
-from safecity.core.db import publish_after_commit
+from safecity.core.db import MAX_ROW_ID, publish_after_commit
 from safecity.core.errors import (
     Conflict,
     InvalidInput,
@@ -154,6 +154,10 @@ def _recommend(
     return recs[:limit]
 
 
+#: Incident statuses units can be sent to (or go on to from a queued job).
+_SENDABLE = ("routed", "acknowledged", "dispatched", "en_route", "on_scene")
+
+
 def dispatch_units(
     session: Session,
     *,
@@ -168,7 +172,7 @@ def dispatch_units(
     Flushes; the caller commits."""
     actor.require(Perm.INCIDENTS_UPDATE)
     inc = _incident_scoped(session, incident_id, actor)
-    if inc.status not in ("routed", "acknowledged", "dispatched", "en_route", "on_scene"):
+    if inc.status not in _SENDABLE:
         raise Conflict(f"incident {incident_id} is {inc.status}; units can no longer be sent")
     if len(set(unit_ids)) != len(unit_ids):
         raise InvalidInput("a unit is listed twice")
@@ -356,11 +360,21 @@ def _clear(
             now=now,
             disposition=disposition,
         )
-    nxt = session.scalar(
+    # The next queued job whose incident still wants units: one cancelled, merged or
+    # transferred while it waited is dropped (cleared unstarted), or the unit would be sent
+    # to an incident nobody follows any more and not be free for the next call.
+    nxt = None
+    for queued in session.scalars(
         select(Assignment)
         .where(Assignment.unit_id == unit.id, Assignment.status == "queued")
         .order_by(Assignment.id)
-    )
+    ).all():
+        if incidents.incident_for_system(session, incident_id=queued.incident_id).status in (
+            _SENDABLE
+        ):
+            nxt = queued
+            break
+        queued.status, queued.cleared_at = "cleared", now
     if nxt is None:
         registry.set_unit_status(session, unit_id=unit.id, status="available", now=now)
         return
@@ -429,17 +443,29 @@ class PingBatch:
     now: datetime
 
 
+#: The oldest fix taken: a gateway catching up after an outage sends hours-old fixes; one
+#: dated further back comes from a broken clock (a receiver's GPS week-number rollover
+#: dates its fixes 19.6 years back) and would move the unit's live position back to it.
+MAX_FIX_AGE = timedelta(days=7)
+
+
 def _checked(pings: Sequence[Ping], now: datetime) -> list[_Row]:
     """The batch's rows, or its refusal: every check that needs no database."""
     if len(pings) > MAX_PINGS:
         raise InvalidInput(f"at most {MAX_PINGS} positions per batch")
     rows = [(p.unit_id, p.lon, p.lat, p.at or now) for p in pings]
     latest_ok = now + timedelta(minutes=5)
+    earliest_ok = now - MAX_FIX_AGE
     for _, _, _, at in rows:
         if at.tzinfo is None:
             raise InvalidInput("position time must carry a time zone (e.g. 2026-11-23T10:00Z)")
         if at > latest_ok:
             raise InvalidInput(f"position time {at.isoformat()} is in the future")
+        if at < earliest_ok:
+            raise InvalidInput(
+                f"position time {at.isoformat()} is more than {MAX_FIX_AGE.days} days old;"
+                " check the device's clock"
+            )
     return rows
 
 
@@ -618,10 +644,18 @@ def check_response_times(
         session.rollback()
         return []
     out = [AlertOut.model_validate(a) for a in new]
+    province = {inc.incident_id: inc.province_id for _, inc, _, _ in due}
     for a in out:
-        publish_after_commit(session, "alerts.response", a.model_dump(mode="json"))
+        publish_after_commit(session, "alerts.response", _alert_event(a, province[a.incident_id]))
     session.commit()
     return out
+
+
+def _alert_event(alert: AlertOut, province_id: int | None) -> dict[str, Any]:
+    """An alert as published: with its incident's province too, which the alert row does not
+    keep, or the live stream's scope check (`core.events_api.in_scope`) would never show it
+    to a province-scoped caller."""
+    return {**alert.model_dump(mode="json"), "province_id": province_id}
 
 
 def _alert_where(a: ResponseAlert | AlertOut) -> JurisdictionIds:
@@ -646,7 +680,7 @@ def acknowledge_alert(
     session: Session, *, alert_id: int, actor: Principal, now: datetime
 ) -> AlertOut:
     actor.require(Perm.INCIDENTS_UPDATE)
-    a = session.get(ResponseAlert, alert_id)
+    a = _alert_row(session, alert_id)
     if a is None:
         raise NotFound(f"alert {alert_id} does not exist")
     actor.require_covers(_alert_where(a), f"alert {alert_id}")
@@ -662,13 +696,19 @@ def acknowledge_alert(
         note=f"level {a.level} alert acknowledged",
     )
     out = AlertOut.model_validate(a)
-    publish_after_commit(session, "alerts.acknowledged", out.model_dump(mode="json"))
+    province_id = incidents.incident_for_system(session, incident_id=a.incident_id).province_id
+    publish_after_commit(session, "alerts.acknowledged", _alert_event(out, province_id))
     session.flush()
     return out
 
 
+def _alert_row(session: Session, alert_id: int) -> ResponseAlert | None:
+    # An id past the integer column is no alert (the driver would overflow on it).
+    return session.get(ResponseAlert, alert_id) if 1 <= alert_id <= MAX_ROW_ID else None
+
+
 def get_alert(session: Session, *, alert_id: int, actor: Principal) -> AlertOut:
-    a = session.get(ResponseAlert, alert_id)
+    a = _alert_row(session, alert_id)
     if a is None:
         raise NotFound(f"alert {alert_id} does not exist")
     actor.require_covers(_alert_where(a), f"alert {alert_id}")
