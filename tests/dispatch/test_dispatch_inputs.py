@@ -17,6 +17,7 @@ from safecity.core.events_api import in_scope
 from safecity.core.runtime import Runtime
 from safecity.dispatch import service
 from safecity.geo import service as geo
+from safecity.registry import service as registry
 
 #: Past SQLite's 64-bit INTEGER (the driver overflows) and past PostgreSQL's `integer`.
 TOO_BIG = [2**63, 2**31]
@@ -289,3 +290,86 @@ def test_a_queued_job_whose_incident_ended_is_not_started(
     assert cad_client.get(f"/api/v1/units/{unit['id']}", headers=disp).json()["status"] == (
         "dispatched"
     )
+
+
+def test_unit_events_reach_tehsil_and_province_scoped_live_streams(
+    cad_client: TestClient, cad_runtime: Runtime
+) -> None:
+    """Unit events named only the station and district, so the live stream's scope check
+    dropped every unit movement and status for a tehsil- or province-scoped caller."""
+    disp = login(cad_client, "dispatcher")
+    unit = cad_client.get("/api/v1/units/1", headers=disp).json()
+    sub = cad_runtime.bus.subscribe("units.>")
+    at = cad_runtime.clock.now().isoformat()
+    fix = {"unit_id": 1, "lat": unit["lat"], "lon": unit["lon"], "at": at}
+    assert cad_client.post("/api/v1/units/locations", headers=disp, json=[fix]).status_code == 202
+    with cad_runtime.sessions() as s:
+        registry.set_unit_status(s, unit_id=1, status="off_duty", now=cad_runtime.clock.now())
+        s.commit()
+        station = geo.ids_of(s, jurisdiction_id=unit["station_id"])
+    msgs = sub.fetch(batch=100, timeout=1.0)
+    sub.close()
+    assert {m.subject for m in msgs} == {"units.location", "units.status"}
+    for level in ("tehsil", "district", "province"):
+        scope_id = getattr(station, f"{level}_id")
+        assert scope_id is not None
+        who = Principal(
+            subject="p", name="p", role=Role.DISTRICT_SP, scope_level=level, scope_id=scope_id
+        )
+        other = Principal(
+            subject="q", name="q", role=Role.DISTRICT_SP, scope_level=level, scope_id=scope_id + 999
+        )
+        assert all(in_scope(who, m.data) for m in msgs), level
+        assert not any(in_scope(other, m.data) for m in msgs), level
+
+
+@pytest.mark.parametrize("monitor_starts", ["before", "after"])
+def test_cancelling_an_incident_releases_its_units(
+    cad_client: TestClient, cad_runtime: Runtime, monitor_starts: str
+) -> None:
+    """Units sent to an incident that was then cancelled stayed dispatched (or en route) to
+    it until each crew cleared by hand. The monitor releases them: from the change it sees
+    (`before`) or from its first look at every sent unit (`after`, a restart)."""
+    from safecity.dispatch.monitor import ResponseTimeMonitor
+
+    disp = login(cad_client, "dispatcher")
+    units = cad_client.get("/api/v1/units", headers=disp).json()[:2]
+    iid = open_incident(cad_client, units[0]["lon"], units[0]["lat"])
+    kept = open_incident(cad_client, units[0]["lon"] + 0.01, units[0]["lat"])
+    for target, unit in ((iid, units[0]), (iid, units[1]), (kept, units[1])):
+        r = cad_client.post(
+            f"/api/v1/incidents/{target}/dispatch", headers=disp, json={"unit_ids": [unit["id"]]}
+        )
+        assert r.status_code == 201, r.text
+    r = cad_client.post(
+        f"/api/v1/units/{units[0]['id']}/status", headers=disp, json={"status": "en_route"}
+    )
+    assert r.status_code == 200, r.text
+    monitor = ResponseTimeMonitor(cad_runtime) if monitor_starts == "before" else None
+    r = cad_client.post(
+        f"/api/v1/incidents/{iid}/status",
+        headers=disp,
+        json={"status": "cancelled", "note": "caller rang back: all fine"},
+    )
+    assert r.status_code == 200, r.text
+    if monitor is None:
+        monitor = ResponseTimeMonitor(cad_runtime)
+    try:
+        monitor.check_once()
+    finally:
+        monitor.stop()
+
+    def unit_status(unit: dict[str, Any]) -> str:
+        return str(cad_client.get(f"/api/v1/units/{unit['id']}", headers=disp).json()["status"])
+
+    jobs = cad_client.get(f"/api/v1/incidents/{iid}/assignments", headers=disp).json()
+    assert len(jobs) == 2 and {j["status"] for j in jobs} == {"cleared"}
+    # The first unit is free; the second goes on to its queued job.
+    assert unit_status(units[0]) == "available"
+    assert unit_status(units[1]) == "dispatched"
+    active = cad_client.get(f"/api/v1/units/{units[1]['id']}/assignments", headers=disp).json()
+    assert [(a["incident_id"], a["status"]) for a in active] == [(kept, "assigned")]
+    # The incident says so; it stays cancelled.
+    detail = cad_client.get(f"/api/v1/incidents/{iid}", headers=disp).json()
+    assert detail["status"] == "cancelled"
+    assert sum(e["kind"] == "unit_released" for e in detail["timeline"]) == 2

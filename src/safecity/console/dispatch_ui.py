@@ -1120,7 +1120,11 @@ class _BoardPage:
 
     def _on_alert(self, subject: str, data: dict[str, Any]) -> None:
         alert = AlertOut.model_validate(data)
-        where = JurisdictionIds(alert.station_id, alert.tehsil_id, alert.district_id)
+        # With the province the event carries (the alert row keeps none): without it a
+        # province-scoped board never showed an alert.
+        where = JurisdictionIds(
+            alert.station_id, alert.tehsil_id, alert.district_id, data.get("province_id")
+        )
         if not self.principal.covers(where):
             return
         if subject == "alerts.acknowledged" or alert.acknowledged_at is not None:

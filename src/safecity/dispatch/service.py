@@ -10,7 +10,7 @@ import math
 import secrets
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -394,6 +394,52 @@ def _clear(
         incidents.change_status(
             session, incident_id=nxt.incident_id, status="dispatched", actor=SYSTEM, now=now
         )
+
+
+#: Incident statuses that want no unit any more: units still sent there are released.
+ENDED_WITHOUT_UNITS = ("cancelled", "merged", "transferred")
+
+
+def release_units_of_ended_incidents(
+    session: Session, *, now: datetime, incident_ids: Iterable[int] | None = None
+) -> int:
+    """Units still sent to an incident that was cancelled (or merged, or handed to another
+    agency) are released: each such job is cleared with a note on the incident, and its unit
+    goes on to its next queued job or becomes available. Without it a cancelled incident
+    kept its units busy until each crew cleared by hand, and the board offered other units
+    for the next call. `incident_ids`: the incidents to look at (None: every incident a unit
+    is sent to). Flushes; returns how many jobs were cleared."""
+    q = select(Assignment).where(Assignment.status.in_(["assigned", "en_route", "on_scene"]))
+    if incident_ids is not None:
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return 0
+        q = q.where(Assignment.incident_id.in_(ids))
+    seen: dict[int, IncidentOut] = {}
+    released = 0
+    for a in session.scalars(q.order_by(Assignment.id)).all():
+        inc = seen.get(a.incident_id)
+        if inc is None:
+            inc = seen[a.incident_id] = incidents.incident_for_system(
+                session, incident_id=a.incident_id
+            )
+        if inc.status not in ENDED_WITHOUT_UNITS:
+            continue
+        unit = registry.get_unit(session, unit_id=a.unit_id)
+        a.status, a.cleared_at = "cleared", now
+        incidents.add_note(
+            session,
+            incident_id=a.incident_id,
+            actor=SYSTEM,
+            now=now,
+            kind="unit_released",
+            note=f"{unit.callsign} released: the incident was {inc.status}",
+            data={"unit_id": unit.id},
+        )
+        _clear(session, a, unit, SYSTEM, now, None, inc)
+        released += 1
+    session.flush()
+    return released
 
 
 def assignments_of(

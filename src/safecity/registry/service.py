@@ -396,6 +396,19 @@ def update_unit(session: Session, *, unit_id: int, update: UnitUpdate, now: date
     return UnitOut.model_validate(row)
 
 
+def _unit_where(session: Session, row: Unit) -> dict[str, int | None]:
+    """Where a unit is, at every level, for its events: the live stream shows an event to
+    a caller whose scope covers it, and one naming no tehsil or province reached no tehsil
+    or province-scoped caller."""
+    station = geo.station_locator(session).stations.get(row.station_id or 0)
+    return {
+        "station_id": row.station_id,
+        "tehsil_id": row.tehsil_id,
+        "district_id": row.district_id,
+        "province_id": station.province_id if station is not None else None,
+    }
+
+
 def move_unit(session: Session, *, unit_id: int, lon: float, lat: float, at: datetime) -> UnitOut:
     """A GPS position of a unit; published as `units.location` for the live map."""
     row = _get(session, Unit, unit_id)
@@ -410,8 +423,7 @@ def move_unit(session: Session, *, unit_id: int, lon: float, lat: float, at: dat
             "lon": lon,
             "lat": lat,
             "status": row.status,
-            "station_id": row.station_id,
-            "district_id": row.district_id,
+            **_unit_where(session, row),
             "at": at.isoformat(),
         },
     )
@@ -433,8 +445,7 @@ def set_unit_status(session: Session, *, unit_id: int, status: str, now: datetim
             "status": status,
             "lon": row.lon,
             "lat": row.lat,
-            "station_id": row.station_id,
-            "district_id": row.district_id,
+            **_unit_where(session, row),
         },
     )
     session.flush()
@@ -567,9 +578,7 @@ def record_positions(
             raise unknown_units(missing)
         # Not moved: the unit has a newer fix (after the update, a moved unit's is this one).
         moved = [seen[u] is None or seen[u] == at for u, at in zip(uids, ats, strict=True)]
-    for uid, lon, lat, at, sid, district, ok in zip(
-        uids, lons, lats, ats, sids, districts, moved, strict=True
-    ):
+    for uid, lon, lat, at, st, ok in zip(uids, lons, lats, ats, stations, moved, strict=True):
         if not ok:
             continue
         publish_after_commit(
@@ -579,8 +588,11 @@ def record_positions(
                 "id": uid,
                 "lon": lon,
                 "lat": lat,
-                "station_id": sid,
-                "district_id": district,
+                # Every level: see `_unit_where`.
+                "station_id": st.id,
+                "tehsil_id": st.tehsil_id,
+                "district_id": st.district_id,
+                "province_id": st.province_id,
                 "at": at.isoformat(),
             },
         )
