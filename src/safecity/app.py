@@ -12,13 +12,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecity import __version__
 from safecity.analytics import api as analytics_api
 from safecity.analytics import service as analytics_service
 from safecity.core import auth_api, events_api
-from safecity.core.errors import SafeCityError, invalid_input_from
+from safecity.core.errors import Conflict, SafeCityError, invalid_input_from
 from safecity.core.runtime import Runtime
 from safecity.core.writer import shared_writer
 from safecity.dispatch import api as dispatch_api
@@ -58,6 +59,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Services check codes and names before they insert; two requests with the same
+        # code at the same moment (PostgreSQL takes both) both pass the check, and the
+        # second one's insert hits the unique constraint: a conflict, not a server error.
+        if not _unique_violation(exc):
+            return await _unexpected(request, exc)
+        err = Conflict(
+            "another request stored the same code or name at the same moment; nothing was "
+            "changed by this one: look up the stored record, or use another code"
+        )
+        return JSONResponse(err.to_dict(), status_code=err.status)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         ref = uuid.uuid4().hex[:12]
@@ -70,6 +84,14 @@ def install_error_handlers(app: FastAPI) -> None:
             },
             status_code=500,
         )
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """Whether a unique constraint refused the row (PostgreSQL's SQLSTATE 23505, SQLite's
+    message), not a missing reference or a NULL, which are bugs to report as such."""
+    if getattr(exc.orig, "sqlstate", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)
 
 
 def _telemetry_off() -> dict[str, Any]:

@@ -235,3 +235,22 @@ def test_csv_import_refuses_a_huge_field(cad_client: TestClient, admin: dict[str
     assert r.status_code == 422, r.text
     assert "after line 2" in r.json()["message"]
     assert cad_client.get("/api/v1/sites", headers=admin).json() == []
+
+
+def test_two_requests_storing_one_code_at_once_get_a_conflict(
+    cad_client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests with the same code at the same moment both pass the service's check
+    (PostgreSQL takes both), and the second insert hits the unique constraint: that was a
+    500. The race is made certain here by taking the check away, as if the other request's
+    commit came between the second one's check and its insert."""
+    from safecity.registry import service as registry_service
+
+    body = {"code": "S-RACE-1", "name": "Race chowk", "kind": "chowk", "lon": 71.55, "lat": 34.0}
+    assert cad_client.post("/api/v1/sites", json=body, headers=admin).status_code == 201
+    monkeypatch.setattr(registry_service, "_unique_code", lambda *_a, **_k: None)
+    r = cad_client.post("/api/v1/sites", json={**body, "name": "Second"}, headers=admin)
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "conflict" and "same code" in r.json()["message"]
+    stored = [s for s in cad_client.get("/api/v1/sites", headers=admin).json()]
+    assert [s["name"] for s in stored if s["code"] == "S-RACE-1"] == ["Race chowk"]
