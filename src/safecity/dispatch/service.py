@@ -10,8 +10,8 @@ import math
 import secrets
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -898,13 +898,35 @@ def _median_p90(xs: list[float]) -> tuple[float | None, float | None]:
     return round(statistics.median(xs), 1), round(p90, 1)
 
 
-def _breached(inc: IncidentOut, targets: dict[tuple[int, str], Any]) -> bool:
+def _breached(inc: IncidentOut, targets: Mapping[tuple[int, str], Any]) -> bool:
     t = targets.get((inc.priority, inc.area_type))
     if t is None:
         return False
     d = _seconds(inc.received_at, inc.dispatched_at)
     s = _seconds(inc.received_at, inc.on_scene_at)
     return (d is not None and d > t.dispatch_s) or (s is not None and s > t.arrive_s)
+
+
+@dataclass
+class _Times:
+    """One group's figures for a report, gathered an incident at a time."""
+
+    incidents: int = 0
+    calls: int = 0
+    breaches: int = 0
+    answer_to_dispatch: list[float] = field(default_factory=list)
+    dispatch_to_scene: list[float] = field(default_factory=list)
+    by_type: Counter[str] = field(default_factory=Counter)
+
+    def add(self, i: IncidentOut, targets: Mapping[tuple[int, str], Any]) -> None:
+        self.incidents += 1
+        self.calls += i.call_count
+        self.breaches += _breached(i, targets)
+        self.by_type[i.category] += 1
+        if (x := _seconds(i.received_at, i.dispatched_at)) is not None:
+            self.answer_to_dispatch.append(x)
+        if (x := _seconds(i.dispatched_at, i.on_scene_at)) is not None:
+            self.dispatch_to_scene.append(x)
 
 
 def response_time_report(
@@ -921,30 +943,29 @@ def response_time_report(
         raise InvalidInput("group_by must be district or station")
     if until <= since:
         raise InvalidInput("`to` must be after `from`")
-    incs = incidents.list_incidents(session, actor=actor, since=since, until=until, limit=100_000)
     targets = {(t.priority, t.area_type): t for t in incidents.list_targets(session)}
     names = {j.id: j.name for j in geo.list_jurisdictions(session, level=group_by)}  # type: ignore[arg-type]
-    groups: dict[int | None, list[IncidentOut]] = defaultdict(list)
-    for i in incs:
+    # Times per group, not the incidents themselves: a province's month is hundreds of
+    # thousands of incidents.
+    groups: dict[int | None, _Times] = defaultdict(_Times)
+    for i in incidents.iter_incidents(session, actor=actor, since=since, until=until):
         if i.status in ("merged",) or i.category == "prank":
             continue
-        groups[i.district_id if group_by == "district" else i.station_id].append(i)
+        groups[i.district_id if group_by == "district" else i.station_id].add(i, targets)
     rows = []
-    for gid, items in sorted(groups.items(), key=lambda kv: names.get(kv[0] or -1, "")):
-        a2d = [x for i in items if (x := _seconds(i.received_at, i.dispatched_at)) is not None]
-        d2s = [x for i in items if (x := _seconds(i.dispatched_at, i.on_scene_at)) is not None]
-        m1, p1 = _median_p90(a2d)
-        m2, p2 = _median_p90(d2s)
+    for gid, times in sorted(groups.items(), key=lambda kv: names.get(kv[0] or -1, "")):
+        m1, p1 = _median_p90(times.answer_to_dispatch)
+        m2, p2 = _median_p90(times.dispatch_to_scene)
         rows.append(
             ResponseTimeRow(
                 group_id=gid,
                 group_name=names.get(gid or -1, "unknown"),
-                incidents=len(items),
+                incidents=times.incidents,
                 answer_to_dispatch_median_s=m1,
                 answer_to_dispatch_p90_s=p1,
                 dispatch_to_scene_median_s=m2,
                 dispatch_to_scene_p90_s=p2,
-                sla_breaches=sum(_breached(i, targets) for i in items),
+                sla_breaches=times.breaches,
             )
         )
     return rows
@@ -966,34 +987,32 @@ def report_csv(rows: Sequence[ResponseTimeRow]) -> str:
 def district_kpis(session: Session, *, actor: Principal, now: datetime) -> list[DistrictKpi]:
     """Today's figures per district (the commander's dashboard)."""
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    incs = incidents.list_incidents(session, actor=actor, since=day_start, limit=100_000)
-    open_incs = incidents.list_incidents(session, actor=actor, open_only=True, limit=100_000)
     targets = {(t.priority, t.area_type): t for t in incidents.list_targets(session)}
     names = {j.id: j.name for j in geo.list_jurisdictions(session, level="district")}
-    by: dict[int | None, list[IncidentOut]] = defaultdict(list)
-    for i in incs:
-        by[i.district_id].append(i)
-    open_by = Counter(i.district_id for i in open_incs)
+    by: dict[int | None, _Times] = defaultdict(_Times)
+    for i in incidents.iter_incidents(session, actor=actor, since=day_start):
+        by[i.district_id].add(i, targets)
+    open_by = Counter(
+        i.district_id for i in incidents.iter_incidents(session, actor=actor, open_only=True)
+    )
     out = []
     for did in sorted(set(by) | set(open_by), key=lambda d: names.get(d or -1, "")):
-        items = by.get(did, [])
-        a2d = [x for i in items if (x := _seconds(i.received_at, i.dispatched_at)) is not None]
-        d2s = [x for i in items if (x := _seconds(i.dispatched_at, i.on_scene_at)) is not None]
-        m1, p1 = _median_p90(a2d)
-        m2, p2 = _median_p90(d2s)
+        times = by.get(did) or _Times()
+        m1, p1 = _median_p90(times.answer_to_dispatch)
+        m2, p2 = _median_p90(times.dispatch_to_scene)
         out.append(
             DistrictKpi(
                 district_id=did,
                 district=names.get(did or -1, "unknown"),
-                calls_today=sum(i.call_count for i in items),
-                incidents_today=len(items),
+                calls_today=times.calls,
+                incidents_today=times.incidents,
                 open_incidents=open_by.get(did, 0),
-                by_type=dict(Counter(i.category for i in items).most_common()),
+                by_type=dict(times.by_type.most_common()),
                 answer_to_dispatch_median_s=m1,
                 answer_to_dispatch_p90_s=p1,
                 dispatch_to_scene_median_s=m2,
                 dispatch_to_scene_p90_s=p2,
-                sla_breaches_today=sum(_breached(i, targets) for i in items),
+                sla_breaches_today=times.breaches,
             )
         )
     return out

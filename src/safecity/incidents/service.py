@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict, deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -1452,8 +1452,10 @@ def list_incidents(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> list[IncidentOut]:
-    """Newest first, only those inside the caller's jurisdiction."""
+    """Newest first, only those inside the caller's jurisdiction; `before_id`: only those
+    older than that incident (the next page)."""
     actor.require(Perm.INCIDENTS_READ)
     if not 1 <= limit <= 100_000:
         raise InvalidInput("limit must be between 1 and 100000")
@@ -1479,7 +1481,41 @@ def list_incidents(
         q = q.where(Incident.received_at >= since)
     if until is not None:
         q = q.where(Incident.received_at < until)
+    if before_id is not None:
+        q = q.where(Incident.id < before_id)
     return [IncidentOut.model_validate(i) for i in session.scalars(q)]
+
+
+#: Incidents read per query by `iter_incidents`.
+PAGE = 10_000
+
+
+def iter_incidents(
+    session: Session,
+    *,
+    actor: Principal,
+    open_only: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[IncidentOut]:
+    """Every incident that matches, inside the caller's jurisdiction, newest first, read a
+    page at a time: for reports over any period. A province's month is hundreds of
+    thousands of incidents, and a `limit` silently cut such a report short."""
+    before_id: int | None = None
+    while True:
+        page = list_incidents(
+            session,
+            actor=actor,
+            open_only=open_only,
+            since=since,
+            until=until,
+            limit=PAGE,
+            before_id=before_id,
+        )
+        yield from page
+        if len(page) < PAGE:
+            return
+        before_id = page[-1].incident_id
 
 
 def open_incidents(session: Session) -> list[IncidentOut]:
