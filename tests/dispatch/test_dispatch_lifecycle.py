@@ -225,6 +225,11 @@ def test_duplicate_calls_are_linked_and_can_be_split(
     assert r.status_code == 201, r.text
     split = r.json()
     assert split["incident_id"] not in (first["incident_id"], far["incident_id"])
+    # Received when its caller called (16 minutes before the split), not at the split.
+    own = cad_client.get(f"/api/v1/incidents/{split['incident_id']}", headers=ct).json()
+    assert [c["id"] for c in own["calls"]] == [near["call_id"]]
+    split_at = next(e["at"] for e in own["timeline"] if e["kind"] == "split_from")
+    assert own["received_at"] == own["calls"][0]["received_at"] < split_at
     assert (
         cad_client.get(f"/api/v1/incidents/{first['incident_id']}", headers=ct).json()["call_count"]
         == 1

@@ -1231,7 +1231,10 @@ def split_call(session: Session, *, call_id: int, actor: Principal, now: datetim
         category=row.category,
         description=row.description,
     )
-    req = CallRequest(call=call, actor=actor, received_at=now, source=row.source)
+    # Received when its caller called, not when it was split: the response-time clock of
+    # the new incident runs from the call (the caller has waited since), and reports and
+    # the call list keep their order.
+    req = CallRequest(call=call, actor=actor, received_at=row.received_at, source=row.source)
     location = geo.locate_point(session, lon=call.lon, lat=call.lat)
     inc = _NewIncident.open(0, req, _type(session, row.category), location, prank=False)
     _insert_incidents(session, [inc])
