@@ -11,7 +11,7 @@ from typing import Annotated
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, Request, params
+from fastapi import Depends, Path, Query, Request, params
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from safecity.core.auth import (
     principal_from_token,
     token_expiry,
 )
+from safecity.core.db import MAX_ROW_ID
 from safecity.core.errors import Unauthenticated
 from safecity.core.runtime import Runtime
 
@@ -94,6 +95,11 @@ def _limiter(
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+#: A row id in a path, or an optional one in a query: past the INTEGER columns' range it is
+#: refused with a 422 naming it, before any query sees it (the driver would overflow).
+PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 
 
 class _PrincipalCache:

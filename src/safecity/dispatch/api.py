@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope
 
 from safecity.core.auth import Perm, Principal
-from safecity.core.db import MAX_ROW_ID
-from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
+from safecity.core.deps import CurrentUser, PathId, RuntimeDep, SessionDep, requires
 from safecity.core.errors import (
     InvalidInput,
     PayloadTooLarge,
@@ -44,16 +43,10 @@ from safecity.dispatch.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
 
-# Ids in paths are refused past the integer columns (a 422 naming the id, not a 500 from the
-# driver or the database).
-IncidentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-UnitId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-AlertId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-
 
 @router.get("/incidents/{incident_id}/recommendations", response_model=list[Recommendation])
 def recommendations(
-    incident_id: IncidentId,
+    incident_id: PathId,
     session: SessionDep,
     principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
@@ -66,7 +59,7 @@ def recommendations(
     "/incidents/{incident_id}/dispatch", response_model=list[AssignmentOut], status_code=201
 )
 def dispatch(
-    incident_id: IncidentId,
+    incident_id: PathId,
     body: DispatchIn,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -86,7 +79,7 @@ def dispatch(
 
 @router.get("/incidents/{incident_id}/assignments", response_model=list[AssignmentOut])
 def incident_assignments(
-    incident_id: IncidentId, session: SessionDep, principal: CurrentUser
+    incident_id: PathId, session: SessionDep, principal: CurrentUser
 ) -> list[AssignmentOut]:
     from safecity.incidents import service as incidents
 
@@ -100,14 +93,14 @@ def incident_assignments(
     dependencies=[requires(Perm.REGISTRY_READ)],
 )
 def unit_assignments(
-    unit_id: UnitId, session: SessionDep, active_only: bool = True
+    unit_id: PathId, session: SessionDep, active_only: bool = True
 ) -> list[AssignmentOut]:
     return service.assignments_of(session, unit_id=unit_id, active_only=active_only)
 
 
 @router.post("/units/{unit_id}/status", response_model=AssignmentOut)
 def unit_status(
-    unit_id: UnitId,
+    unit_id: PathId,
     body: UnitStatusIn,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -135,7 +128,7 @@ def unit_status(
     dependencies=[requires(Perm.INCIDENTS_READ)],
 )
 async def unit_location(
-    unit_id: UnitId, body: PingIn, request: Request, runtime: RuntimeDep
+    unit_id: PathId, body: PingIn, request: Request, runtime: RuntimeDep
 ) -> PingsAccepted:
     """One GPS fix of a unit."""
     ping = Ping(unit_id=unit_id, **body.model_dump())
@@ -244,7 +237,7 @@ def alerts(session: SessionDep, principal: CurrentUser, open_only: bool = True) 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
 def acknowledge(
-    alert_id: AlertId, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
+    alert_id: PathId, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
 ) -> AlertOut:
     out = service.acknowledge_alert(
         session, alert_id=alert_id, actor=principal, now=runtime.clock.now()
@@ -331,7 +324,7 @@ def kpis(runtime: RuntimeDep, session: SessionDep, principal: CurrentUser) -> li
     response_class=Response,
     responses={200: {"content": {"application/cap+xml": {}}}},
 )
-def alert_cap(alert_id: AlertId, session: SessionDep, principal: CurrentUser) -> Response:
+def alert_cap(alert_id: PathId, session: SessionDep, principal: CurrentUser) -> Response:
     """The alert as an OASIS CAP 1.2 message, for sirens, SMS gateways and partner agencies."""
     return Response(
         service.alert_cap(session, alert_id=alert_id, actor=principal),

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from safecity.core.auth import Perm
-from safecity.core.db import MAX_ROW_ID
-from safecity.core.deps import RuntimeDep, SessionDep, requires
+from safecity.core.deps import QueryId, RuntimeDep, SessionDep, requires
 from safecity.geo import service
 from safecity.geo.schemas import ImportReport, JurisdictionOut, Level, Location
 
@@ -33,7 +32,7 @@ def layer(level: Level, session: SessionDep) -> dict[str, Any]:
 def jurisdictions(
     session: SessionDep,
     level: Level | None = None,
-    parent_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    parent_id: QueryId = None,
 ) -> list[JurisdictionOut]:
     return service.list_jurisdictions(session, level=level, parent_id=parent_id)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import ValidationError
 from starlette.types import Receive, Scope
 
-from safecity.core.db import MAX_ROW_ID
-from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep
+from safecity.core.deps import CurrentUser, PathId, QueryId, RuntimeDep, SessionDep
 from safecity.core.errors import invalid_input_from
 from safecity.core.fastpath import PostFastPath, read_body, request_principal
 from safecity.core.runtime import Runtime
@@ -33,10 +32,6 @@ from safecity.incidents.schemas import (
 from safecity.registry import service as registry
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
-#: Ids are INTEGER columns: a larger one names no row and is refused before any query.
-IncidentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-CallId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 
 
 @router.get("/incident-types", response_model=list[IncidentTypeOut])
@@ -147,7 +142,7 @@ class CallIntakeFastPath(PostFastPath):
 
 @router.post("/calls/{call_id}/split", response_model=CallAccepted, status_code=201)
 def split(
-    call_id: CallId, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
+    call_id: PathId, runtime: RuntimeDep, session: SessionDep, principal: CurrentUser
 ) -> CallAccepted:
     """Undo a duplicate link: the call becomes an incident of its own."""
     return service.split_call(session, call_id=call_id, actor=principal, now=runtime.clock.now())
@@ -159,8 +154,8 @@ def incidents(
     principal: CurrentUser,
     status: str | None = None,
     open_only: bool = False,
-    station_id: IdFilter = None,
-    district_id: IdFilter = None,
+    station_id: QueryId = None,
+    district_id: QueryId = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
@@ -179,15 +174,13 @@ def incidents(
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail)
-def incident(
-    incident_id: IncidentId, session: SessionDep, principal: CurrentUser
-) -> IncidentDetail:
+def incident(incident_id: PathId, session: SessionDep, principal: CurrentUser) -> IncidentDetail:
     return service.get_incident(session, incident_id=incident_id, actor=principal)
 
 
 @router.post("/incidents/{incident_id}/status", response_model=IncidentOut)
 def change_status(
-    incident_id: IncidentId,
+    incident_id: PathId,
     body: StatusChange,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -210,7 +203,7 @@ def change_status(
 
 @router.post("/incidents/{incident_id}/transfer", response_model=IncidentOut)
 def transfer(
-    incident_id: IncidentId,
+    incident_id: PathId,
     body: TransferIn,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -235,7 +228,7 @@ def transfer(
 
 @router.post("/incidents/{incident_id}/merge", response_model=IncidentOut)
 def merge(
-    incident_id: IncidentId,
+    incident_id: PathId,
     body: MergeIn,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -254,9 +247,7 @@ def merge(
 
 
 @router.get("/incidents/{incident_id}/eido")
-def export_eido(
-    incident_id: IncidentId, session: SessionDep, principal: CurrentUser
-) -> dict[str, Any]:
+def export_eido(incident_id: PathId, session: SessionDep, principal: CurrentUser) -> dict[str, Any]:
     """The incident as a NENA EIDO (STA-021) JSON document, for another agency's CAD."""
     return service.export_eido(session, incident_id=incident_id, actor=principal)
 

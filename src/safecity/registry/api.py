@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 
 from safecity.core.auth import Perm
-from safecity.core.db import MAX_ROW_ID
-from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
+from safecity.core.deps import CurrentUser, PathId, QueryId, RuntimeDep, SessionDep, requires
 from safecity.registry import service
 from safecity.registry.schemas import (
     AgencyIn,
@@ -32,9 +31,6 @@ from safecity.registry.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 READ = [requires(Perm.REGISTRY_READ)]
 WRITE = [requires(Perm.REGISTRY_WRITE)]
-#: Ids are INTEGER columns: a larger one names no row and is refused before any query.
-RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 
 
 # -- agencies
@@ -51,21 +47,21 @@ def add_agency(body: AgencyIn, session: SessionDep) -> AgencyOut:
 
 
 @router.patch("/agencies/{agency_id}", response_model=AgencyOut, dependencies=WRITE)
-def edit_agency(agency_id: RowId, body: AgencyUpdate, session: SessionDep) -> AgencyOut:
+def edit_agency(agency_id: PathId, body: AgencyUpdate, session: SessionDep) -> AgencyOut:
     out = service.update_agency(session, agency_id=agency_id, update=body)
     session.commit()
     return out
 
 
 @router.delete("/agencies/{agency_id}", status_code=204, dependencies=WRITE)
-def remove_agency(agency_id: RowId, session: SessionDep) -> None:
+def remove_agency(agency_id: PathId, session: SessionDep) -> None:
     service.delete_agency(session, agency_id=agency_id)
     session.commit()
 
 
 # -- sites
 @router.get("/sites", response_model=list[SiteOut], dependencies=READ)
-def sites(session: SessionDep, station_id: IdFilter = None) -> list[SiteOut]:
+def sites(session: SessionDep, station_id: QueryId = None) -> list[SiteOut]:
     return service.list_sites(session, station_id=station_id)
 
 
@@ -77,13 +73,13 @@ def add_site(body: SiteIn, session: SessionDep, runtime: RuntimeDep) -> SiteOut:
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, dependencies=READ)
-def site(site_id: RowId, session: SessionDep) -> SiteOut:
+def site(site_id: PathId, session: SessionDep) -> SiteOut:
     return service.get_site(session, site_id=site_id)
 
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, dependencies=WRITE)
 def edit_site(
-    site_id: RowId, body: SiteUpdate, session: SessionDep, runtime: RuntimeDep
+    site_id: PathId, body: SiteUpdate, session: SessionDep, runtime: RuntimeDep
 ) -> SiteOut:
     out = service.update_site(session, site_id=site_id, update=body, now=runtime.clock.now())
     session.commit()
@@ -91,7 +87,7 @@ def edit_site(
 
 
 @router.delete("/sites/{site_id}", status_code=204, dependencies=WRITE)
-def remove_site(site_id: RowId, session: SessionDep) -> None:
+def remove_site(site_id: PathId, session: SessionDep) -> None:
     service.delete_site(session, site_id=site_id)
     session.commit()
 
@@ -113,8 +109,8 @@ def import_sites(
 def cameras(
     session: SessionDep,
     actor: CurrentUser,
-    site_id: IdFilter = None,
-    station_id: IdFilter = None,
+    site_id: QueryId = None,
+    station_id: QueryId = None,
 ) -> list[CameraOut]:
     return service.list_cameras(session, site_id=site_id, station_id=station_id, actor=actor)
 
@@ -127,13 +123,13 @@ def add_camera(body: CameraIn, session: SessionDep, runtime: RuntimeDep) -> Came
 
 
 @router.get("/cameras/{camera_id}", response_model=CameraOut, dependencies=READ)
-def camera(camera_id: RowId, session: SessionDep, actor: CurrentUser) -> CameraOut:
+def camera(camera_id: PathId, session: SessionDep, actor: CurrentUser) -> CameraOut:
     return service.visible_camera(session, camera_id=camera_id, actor=actor)
 
 
 @router.patch("/cameras/{camera_id}", response_model=CameraOut, dependencies=WRITE)
 def edit_camera(
-    camera_id: RowId, body: CameraUpdate, session: SessionDep, runtime: RuntimeDep
+    camera_id: PathId, body: CameraUpdate, session: SessionDep, runtime: RuntimeDep
 ) -> CameraOut:
     out = service.update_camera(session, camera_id=camera_id, update=body, now=runtime.clock.now())
     session.commit()
@@ -141,7 +137,7 @@ def edit_camera(
 
 
 @router.delete("/cameras/{camera_id}", status_code=204, dependencies=WRITE)
-def remove_camera(camera_id: RowId, session: SessionDep) -> None:
+def remove_camera(camera_id: PathId, session: SessionDep) -> None:
     service.delete_camera(session, camera_id=camera_id)
     session.commit()
 
@@ -161,7 +157,7 @@ def import_cameras(
 # -- units
 @router.get("/units", response_model=list[UnitOut], dependencies=READ)
 def units(
-    session: SessionDep, station_id: IdFilter = None, status: str | None = None
+    session: SessionDep, station_id: QueryId = None, status: str | None = None
 ) -> list[UnitOut]:
     return service.list_units(session, station_id=station_id, status=status)
 
@@ -174,13 +170,13 @@ def add_unit(body: UnitIn, session: SessionDep, runtime: RuntimeDep) -> UnitOut:
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut, dependencies=READ)
-def unit(unit_id: RowId, session: SessionDep) -> UnitOut:
+def unit(unit_id: PathId, session: SessionDep) -> UnitOut:
     return service.get_unit(session, unit_id=unit_id)
 
 
 @router.patch("/units/{unit_id}", response_model=UnitOut, dependencies=WRITE)
 def edit_unit(
-    unit_id: RowId, body: UnitUpdate, session: SessionDep, runtime: RuntimeDep
+    unit_id: PathId, body: UnitUpdate, session: SessionDep, runtime: RuntimeDep
 ) -> UnitOut:
     out = service.update_unit(session, unit_id=unit_id, update=body, now=runtime.clock.now())
     session.commit()
@@ -188,14 +184,14 @@ def edit_unit(
 
 
 @router.delete("/units/{unit_id}", status_code=204, dependencies=WRITE)
-def remove_unit(unit_id: RowId, session: SessionDep) -> None:
+def remove_unit(unit_id: PathId, session: SessionDep) -> None:
     service.delete_unit(session, unit_id=unit_id)
     session.commit()
 
 
 # -- officers
 @router.get("/officers", response_model=list[OfficerOut], dependencies=READ)
-def officers(session: SessionDep, station_id: IdFilter = None) -> list[OfficerOut]:
+def officers(session: SessionDep, station_id: QueryId = None) -> list[OfficerOut]:
     return service.list_officers(session, station_id=station_id)
 
 
@@ -207,13 +203,13 @@ def add_officer(body: OfficerIn, session: SessionDep) -> OfficerOut:
 
 
 @router.patch("/officers/{officer_id}", response_model=OfficerOut, dependencies=WRITE)
-def edit_officer(officer_id: RowId, body: OfficerUpdate, session: SessionDep) -> OfficerOut:
+def edit_officer(officer_id: PathId, body: OfficerUpdate, session: SessionDep) -> OfficerOut:
     out = service.update_officer(session, officer_id=officer_id, update=body)
     session.commit()
     return out
 
 
 @router.delete("/officers/{officer_id}", status_code=204, dependencies=WRITE)
-def remove_officer(officer_id: RowId, session: SessionDep) -> None:
+def remove_officer(officer_id: PathId, session: SessionDep) -> None:
     service.delete_officer(session, officer_id=officer_id)
     session.commit()

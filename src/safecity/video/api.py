@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 
 from safecity.core.auth import Perm
-from safecity.core.db import MAX_ROW_ID
-from safecity.core.deps import CurrentUser, RuntimeDep, SessionDep, requires
+from safecity.core.deps import CurrentUser, PathId, QueryId, RuntimeDep, SessionDep, requires
 from safecity.core.errors import NotFound
 from safecity.registry import service as registry
 from safecity.video import service
@@ -31,18 +29,13 @@ router = APIRouter(prefix="/api/v1/video", tags=["video"])
 READ = [requires(Perm.REGISTRY_READ)]
 WRITE = [requires(Perm.REGISTRY_WRITE)]
 
-EventId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
-CameraId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
-CameraFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
-SiteFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
-
 
 @router.get("/events", response_model=list[VideoEventOut], dependencies=READ)
 def events(
     session: SessionDep,
     actor: CurrentUser,
-    camera_id: CameraFilter = None,
-    site_id: SiteFilter = None,
+    camera_id: QueryId = None,
+    site_id: QueryId = None,
     kind: str | None = None,
     alerts_only: bool = False,
     since: Annotated[
@@ -64,7 +57,7 @@ def events(
 
 
 @router.get("/events/{event_id}", response_model=VideoEventOut, dependencies=READ)
-def event(event_id: EventId, session: SessionDep, actor: CurrentUser) -> VideoEventOut:
+def event(event_id: PathId, session: SessionDep, actor: CurrentUser) -> VideoEventOut:
     return service.get_event(session, event_id=event_id, actor=actor)
 
 
@@ -73,7 +66,7 @@ def event(event_id: EventId, session: SessionDep, actor: CurrentUser) -> VideoEv
     dependencies=READ,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def snapshot(event_id: EventId, session: SessionDep, actor: CurrentUser) -> FileResponse:
+def snapshot(event_id: PathId, session: SessionDep, actor: CurrentUser) -> FileResponse:
     ev = service.get_event(session, event_id=event_id, actor=actor)
     if not ev.snapshot_path or not Path(ev.snapshot_path).is_file():
         raise NotFound(f"video event {event_id} has no snapshot (none taken, or past retention)")
@@ -81,7 +74,7 @@ def snapshot(event_id: EventId, session: SessionDep, actor: CurrentUser) -> File
 
 
 @router.get("/events/{event_id}/clip", dependencies=READ)
-def clip(event_id: EventId, session: SessionDep, actor: CurrentUser) -> FileResponse:
+def clip(event_id: PathId, session: SessionDep, actor: CurrentUser) -> FileResponse:
     found = service.clip_file(service.get_event(session, event_id=event_id, actor=actor))
     if found is not None:
         return FileResponse(found[0], media_type=found[1])
@@ -93,7 +86,7 @@ def clip(event_id: EventId, session: SessionDep, actor: CurrentUser) -> FileResp
 
 @router.get("/cameras/status", response_model=list[CameraStatusOut], dependencies=READ)
 def statuses(
-    session: SessionDep, actor: CurrentUser, site_id: SiteFilter = None
+    session: SessionDep, actor: CurrentUser, site_id: QueryId = None
 ) -> list[CameraStatusOut]:
     return service.camera_statuses(session, site_id=site_id, actor=actor)
 
@@ -104,7 +97,7 @@ def statuses(
     responses={200: {"content": {"image/jpeg": {}}}},
 )
 def live(
-    camera_id: CameraId, session: SessionDep, runtime: RuntimeDep, actor: CurrentUser
+    camera_id: PathId, session: SessionDep, runtime: RuntimeDep, actor: CurrentUser
 ) -> Response:
     registry.visible_camera(session, camera_id=camera_id, actor=actor)
     p = service.live_root(runtime.settings.data_dir) / f"{camera_id}.jpg"
@@ -116,14 +109,14 @@ def live(
 
 
 @router.get("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=READ)
-def get_rules(camera_id: CameraId, session: SessionDep, actor: CurrentUser) -> CameraRulesOut:
+def get_rules(camera_id: PathId, session: SessionDep, actor: CurrentUser) -> CameraRulesOut:
     registry.visible_camera(session, camera_id=camera_id, actor=actor)
     return service.get_rules(session, camera_id=camera_id)
 
 
 @router.put("/cameras/{camera_id}/rules", response_model=CameraRulesOut, dependencies=WRITE)
 def put_rules(
-    camera_id: CameraId,
+    camera_id: PathId,
     body: CameraRulesIn,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -140,8 +133,8 @@ def traffic(
     session: SessionDep,
     runtime: RuntimeDep,
     actor: CurrentUser,
-    camera_id: CameraFilter = None,
-    site_id: SiteFilter = None,
+    camera_id: QueryId = None,
+    site_id: QueryId = None,
     minutes: int = Query(60, ge=1, le=7 * 24 * 60),
     line: str | None = Query(
         None, min_length=1, max_length=64, description="only the counting lines of this name"
